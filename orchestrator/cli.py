@@ -1,0 +1,209 @@
+"""The `orchestrator` command line: parses arguments and calls one function per command; nothing more.
+
+Exit status: 0 success; 2 bad input (one `error:` line on stderr, nothing written); 1 a failure while running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from orchestrator.errors import UserError
+
+
+def _run(args) -> int:
+    from orchestrator.config import load_experiment
+    from orchestrator.runner import run
+
+    exp = load_experiment(args.experiment, args.set, name=args.name, storage=args.storage)
+    return run(exp, address=args.address, explicit_name=args.name is not None)
+
+
+def _validate(args) -> int:
+    from orchestrator.config import load_experiment
+    from orchestrator.runner import load_data, resolve_data_path
+    from orchestrator.config import Experiment
+
+    exp = load_experiment(args.experiment, args.set)
+    exp = Experiment(resolve_data_path(exp.config, exp.file), exp.space, exp.file)
+    data, metric, mode = load_data(exp)
+    print(f"{exp.file}: valid. {data.summary()}; {len(exp.space.families)} families ({', '.join(exp.space.families)}); "
+          f"optimizing {metric} ({mode}) with {exp.config.searcher} + {exp.config.scheduler.kind}")
+    return 0
+
+
+def _resume(args) -> int:
+    from orchestrator.runner import resume
+
+    return resume(Path(args.run_dir), address=args.address)
+
+
+def _best(args) -> int:
+    from orchestrator import results as R
+    from orchestrator.progress import describe
+
+    run_dir = R.check_run_dir(Path(args.run_dir))
+    exp = R.read_experiment(run_dir)
+    metric, mode, max_epochs = exp["metric"], exp["mode"], exp["scheduler"]["max_epochs"]
+    board = R.leaderboard(R.load_trials(run_dir), metric, mode)[: args.top]
+    best_file = run_dir / R.BEST_DIR / R.METRICS_FILE
+    best = json.loads(best_file.read_text()) if best_file.is_file() else None
+    rows = [
+        {"rank": i + 1, "trial_id": t.trial_id, "family": t.family, "status": t.status(max_epochs), "epochs": t.epochs,
+         metric: t.best(metric, mode), "hyperparameters": t.hparams()}
+        for i, t in enumerate(board)
+    ]
+    if args.json:
+        print(json.dumps({"run_dir": str(run_dir), "metric": metric, "mode": mode, "trials": rows, "best": best}, indent=2))
+        return 0
+    print(f"{run_dir.name}: {len(board)} trial(s), ranked by {metric} ({mode})")
+    print(f"{'#':>3}  {'trial':<10} {'status':<14} {'epochs':>6}  {metric:>12}  hyperparameters")
+    for row, t in zip(rows, board):
+        value = f"{row[metric]:.4g}" if row[metric] is not None else "-"
+        print(f"{row['rank']:>3}  {t.trial_id:<10} {row['status']:<14} {row['epochs']:>6}  {value:>12}  {describe(t.config)}")
+    if best:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in best["metrics"].items())
+        print(f"best model ({best['trial_id']}, epoch {best['epoch']}): {shown}")
+    return 0
+
+
+def _export(args) -> int:
+    from orchestrator import results as R
+    from orchestrator.runner import experiment_from_run, export_best, load_data
+    from trainables.export import atomic_write
+
+    run_dir = R.check_run_dir(Path(args.run_dir))
+    out = Path(args.out)
+    existing = run_dir / R.BEST_DIR / R.MODEL_FILE
+    if existing.is_file():
+        atomic_write(out, lambda tmp: shutil.copyfile(existing, tmp))
+    else:  # an interrupted run: export from its best checkpoint so far
+        exp = experiment_from_run(run_dir)
+        data, metric, mode = load_data(exp)
+        export_best(run_dir, exp, data, metric, mode, out_path=out)
+    print(f"wrote {out}; load it with: from trainables import load_model; load_model('{out}')")
+    return 0
+
+
+def _tensorboard(args) -> int:
+    from orchestrator.tensorboard import serve
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run directory")
+    print(f"TensorBoard on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    return serve(run_dir, args.port, args.host)
+
+
+def _sample(args) -> int:
+    from trainables import load_model, sample_text
+
+    try:
+        model = load_model(args.model)
+        print(sample_text(model, args.prompt, args.length, temperature=args.temperature, seed=args.seed))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{args.model}: {exc}") from None
+    return 0
+
+
+def _list(args) -> int:
+    from orchestrator.strategies import SCHEDULER_HELP, SEARCHER_HELP
+    from search_spaces import BUNDLED
+    from trainables.models import MODELS
+    from trainables.tasks import TASKS
+
+    sections = {
+        "model families": {n: f"{m.description}; hyperparameters: {', '.join(m.hyperparameters())}" for n, m in MODELS.items()},
+        "tasks": {n: t.description for n, t in TASKS.items()},
+        "searchers": SEARCHER_HELP,
+        "schedulers": SCHEDULER_HELP,
+        "bundled search spaces": {n: str(p.name) for n, p in BUNDLED.items()},
+    }
+    for title, entries in sections.items():
+        print(f"{title}:")
+        for name, text in sorted(entries.items()):
+            print(f"  {name:<12} {text}")
+    return 0
+
+
+def _submit(args) -> int:
+    from orchestrator.jobs import submit
+
+    return submit(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="orchestrator", description="Ray Tune model and hyperparameter search for PyTorch RNN/LSTM/GRU/MLP models.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def experiment_args(c, optional=True):
+        c.add_argument("experiment", nargs="?" if optional else None, help="experiment YAML (default: the built-in quickstart)")
+        c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any key, e.g. --set scheduler.max_epochs=5")
+
+    c = sub.add_parser("run", help="run an experiment (with no file: the built-in quickstart)")
+    experiment_args(c)
+    c.add_argument("--name", help="run name (directory under storage)")
+    c.add_argument("--storage", help="storage directory or URI for results")
+    c.add_argument("--address", help="Ray cluster to use (auto, HOST:PORT); default: a local in-process Ray")
+    c.set_defaults(func=_run)
+
+    c = sub.add_parser("validate", help="check an experiment (config, space, data) without running anything")
+    experiment_args(c)
+    c.set_defaults(func=_validate)
+
+    c = sub.add_parser("resume", help="continue an interrupted experiment")
+    c.add_argument("run_dir")
+    c.add_argument("--address", help="Ray cluster to use; default: a local in-process Ray")
+    c.set_defaults(func=_resume)
+
+    c = sub.add_parser("best", help="the leaderboard of a run")
+    c.add_argument("run_dir")
+    c.add_argument("--top", type=int, default=10)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_best)
+
+    c = sub.add_parser("export", help="write the best model of a run to a file")
+    c.add_argument("run_dir")
+    c.add_argument("--out", required=True)
+    c.set_defaults(func=_export)
+
+    c = sub.add_parser("tensorboard", help="serve TensorBoard over a run (127.0.0.1)")
+    c.add_argument("run_dir")
+    c.add_argument("--port", type=int, default=6006)
+    c.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 exposes it)")
+    c.set_defaults(func=_tensorboard)
+
+    c = sub.add_parser("sample", help="generate text from an exported charlm model")
+    c.add_argument("model")
+    c.add_argument("--prompt", default="The ")
+    c.add_argument("--length", type=int, default=300)
+    c.add_argument("--temperature", type=float, default=0.8)
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=_sample)
+
+    c = sub.add_parser("submit", help="run an experiment as a Ray Job on a cluster")
+    experiment_args(c, optional=False)
+    c.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://127.0.0.1:8265")
+    c.add_argument("--name", help="run name")
+    c.add_argument("--storage", help="storage every node can reach (s3://..., gs://..., or a shared mount)")
+    c.add_argument("--no-wait", action="store_true", help="print the job id and return")
+    c.set_defaults(func=_submit)
+
+    c = sub.add_parser("list", help="model families, tasks, searchers, schedulers, bundled search spaces")
+    c.set_defaults(func=_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,117 @@
+"""A compact progress view, printed instead of Ray's raw log stream.
+
+One line per finished trial and a status line at most every `interval` seconds: trials running / done /
+stopped early / failed, the best so far with its family and key hyperparameters, elapsed time and an
+estimate of the time left. Plain lines (no cursor tricks) so it reads the same in a terminal, a CI log
+or a Ray Job's log.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from ray.tune import Callback
+
+from trainables import constants as C
+from trainables.training import TrialConfig
+
+KEY_HPARAMS = ("model/hidden_size", "model/num_layers", "lr", "optimizer", "batch_size")
+
+
+def clock(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def describe(config: dict[str, Any]) -> str:
+    """`lstm hidden_size=96 num_layers=2 lr=3.1e-03 ...` for a Tune config."""
+    flat = TrialConfig.from_tune(config).flat()
+    parts = [flat["family"]]
+    for key in KEY_HPARAMS:
+        if key in flat:
+            value = flat[key]
+            parts.append(f"{key.removeprefix('model/')}={value:.1e}" if isinstance(value, float) else f"{key.removeprefix('model/')}={value}")
+    return " ".join(parts)
+
+
+class Progress(Callback):
+    """Counts trial outcomes as Tune reports them and prints the compact view."""
+
+    def __init__(self, metric: str, mode: str, num_samples: int, max_epochs: int, *, interval: float = 10.0, out: TextIO | None = None):
+        self.metric, self.mode, self.num_samples, self.max_epochs = metric, mode, num_samples, max_epochs
+        self.interval, self.out = interval, out  # None: sys.stdout at print time (the callback is pickled)
+        self._reset()
+
+    def setup(self, **info):
+        self._reset()  # also after a resume, when this callback comes back from the saved experiment
+
+    def _reset(self) -> None:
+        self.started = time.monotonic()
+        self.last_print = 0.0
+        self.last: dict[str, dict] = {}  # trial_id -> last result
+        self.running: set[str] = set()
+        self.done = self.early = self.failed = self.diverged = 0
+        self.best: tuple[float, str, str] | None = None  # (value, trial_id, description)
+
+    def _say(self, line: str) -> None:
+        print(f"[{clock(time.monotonic() - self.started)}] {line}", file=self.out or sys.stdout, flush=True)
+
+    def _better(self, value: float) -> bool:
+        return self.best is None or (value < self.best[0] if self.mode == "min" else value > self.best[0])
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.running.add(trial.trial_id)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.running.add(trial.trial_id)
+        self.last[trial.trial_id] = result
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)) and not result.get(C.DIVERGED) and self._better(value):
+            self.best = (value, trial.trial_id, describe(trial.config))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.running.discard(trial.trial_id)
+        result = self.last.get(trial.trial_id, {})
+        epochs = result.get("training_iteration", 0)
+        if result.get(C.DIVERGED):
+            self.diverged += 1
+            outcome = "diverged (loss became NaN/inf), stopped"
+        elif epochs < self.max_epochs:
+            self.early += 1
+            outcome = "stopped early by the scheduler"
+        else:
+            outcome = "finished"
+        self.done += 1
+        value = result.get(self.metric)
+        shown = f"{self.metric} {value:.4g}" if isinstance(value, (int, float)) and not result.get(C.DIVERGED) else "no metric"
+        self._say(f"trial {trial.trial_id} {outcome} after {epochs} epoch(s): {shown}  [{describe(trial.config)}]")
+        self._status()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.running.discard(trial.trial_id)
+        self.failed += 1
+        self._say(f"trial {trial.trial_id} FAILED: see {trial.local_path}/error.txt  [{describe(trial.config)}]")
+        self._status()
+
+    def on_step_end(self, iteration, trials, **info):
+        if time.monotonic() - self.last_print >= self.interval:
+            self._status()
+
+    def _status(self) -> None:
+        self.last_print = time.monotonic()
+        elapsed = time.monotonic() - self.started
+        finished = self.done + self.failed
+        parts = [
+            f"{finished}/{self.num_samples} trials",
+            f"{len(self.running)} running",
+            f"{self.done} done ({self.early} stopped early, {self.diverged} diverged)",
+            f"{self.failed} failed",
+        ]
+        if self.best:
+            parts.append(f"best {self.metric} {self.best[0]:.4g} ({self.best[2]})")
+        if finished:
+            left = elapsed / finished * max(0, self.num_samples - finished)
+            parts.append(f"~{clock(left)} left")
+        self._say(" | ".join(parts))

@@ -1,0 +1,124 @@
+"""Reading a run directory without Ray: trials, their results, checkpoints and the leaderboard.
+
+Everything here works on a finished run, an interrupted one and one still running (it reads the files
+Tune writes per trial: params.json, result.json, checkpoint_*/).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.errors import UserError
+from trainables import constants as C
+from trainables.trainable import META_FILE, STATE_FILE
+from trainables.training import TrialConfig
+
+EXPERIMENT_FILE = "experiment.yaml"  # the resolved experiment config, written when the run starts
+BEST_DIR = "best"
+MODEL_FILE = "model.pt"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass
+class TrialRecord:
+    """One trial as found on disk."""
+
+    trial_id: str
+    path: Path
+    config: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def family(self) -> str:
+        return self.config.get("arch", {}).get("family", "?")
+
+    @property
+    def epochs(self) -> int:
+        return max((r.get("training_iteration", 0) for r in self.rows), default=0)
+
+    @property
+    def diverged(self) -> bool:
+        return any(r.get(C.DIVERGED) for r in self.rows)
+
+    def values(self, metric: str) -> list[float]:
+        return [r[metric] for r in self.rows if isinstance(r.get(metric), (int, float)) and not r.get(C.DIVERGED) and math.isfinite(r[metric])]
+
+    def best(self, metric: str, mode: str) -> float | None:
+        values = self.values(metric)
+        if not values:
+            return None
+        return min(values) if mode == "min" else max(values)
+
+    def status(self, max_epochs: int) -> str:
+        if self.error:
+            return "failed"
+        if self.diverged:
+            return "diverged"
+        if self.epochs >= max_epochs:
+            return "finished"
+        return "stopped early"
+
+    def hparams(self) -> dict[str, Any]:
+        return TrialConfig.from_tune(self.config).flat()
+
+    def checkpoints(self) -> list[tuple[dict, Path]]:
+        """(meta, directory) of each checkpoint this trial still keeps."""
+        found = []
+        for meta_path in sorted(self.path.glob(f"checkpoint_*/{META_FILE}")):
+            if (meta_path.parent / STATE_FILE).is_file():
+                found.append((json.loads(meta_path.read_text()), meta_path.parent))
+        return found
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a line cut short by a crash; everything before it stands
+    return rows
+
+
+def check_run_dir(run_dir: Path) -> Path:
+    run_dir = Path(run_dir)
+    if not (run_dir / EXPERIMENT_FILE).is_file():
+        raise UserError(f"{run_dir}: not a run directory of this tool (no {EXPERIMENT_FILE}); pass <storage>/<name>")
+    return run_dir
+
+
+def load_trials(run_dir: Path) -> list[TrialRecord]:
+    """Every trial directory under a run, in start order."""
+    trials = []
+    for params in sorted(Path(run_dir).glob("*/params.json"), key=lambda p: p.stat().st_mtime):
+        tdir = params.parent
+        try:
+            config = json.loads(params.read_text())
+        except json.JSONDecodeError:
+            continue
+        error_file = tdir / "error.txt"
+        error = error_file.read_text().strip().splitlines()[-1] if error_file.is_file() and error_file.read_text().strip() else None
+        trial_id = tdir.name.split("_", 1)[-1]
+        trials.append(TrialRecord(trial_id, tdir, config, _read_rows(tdir / "result.json"), error))
+    return trials
+
+
+def read_experiment(run_dir: Path) -> dict[str, Any]:
+    return yaml.safe_load((Path(run_dir) / EXPERIMENT_FILE).read_text())
+
+
+def leaderboard(trials: list[TrialRecord], metric: str, mode: str) -> list[TrialRecord]:
+    """Trials with a metric, best first (each at its best epoch), then those without one."""
+    scored = [t for t in trials if t.best(metric, mode) is not None]
+    scored.sort(key=lambda t: t.best(metric, mode), reverse=(mode == "max"))
+    return scored + [t for t in trials if t.best(metric, mode) is None]

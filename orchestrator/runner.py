@@ -1,0 +1,211 @@
+"""The flow of a run: validate and load everything first, then tune, then export the best model.
+
+Nothing is written to storage until the config, the search space, the data and the resources have all
+been accepted, so a rejected experiment leaves no run directory behind.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from orchestrator import results as R
+from orchestrator.config import Experiment, ExperimentConfig, check_space, parse_config
+from orchestrator.errors import UserError
+from trainables import constants as C
+from trainables.tasks import TASKS, DataError, TaskData
+
+
+def resolve_data_path(config: ExperimentConfig, file: Path) -> ExperimentConfig:
+    """`task.data` as an absolute path: relative to the experiment file's folder if it exists there, else to the CWD."""
+    data = config.task.data
+    if data is None or "://" in data or Path(data).is_absolute():
+        return config
+    beside = (file.parent / data).resolve()
+    path = beside if beside.exists() else Path(data).resolve()
+    return config.model_copy(update={"task": config.task.model_copy(update={"data": str(path)})})
+
+
+def load_data(exp: Experiment) -> tuple[TaskData, str, str]:
+    """The task's data, loaded and preprocessed once, with the metric and mode to optimize."""
+    try:
+        data = TASKS[exp.config.task.kind].load(exp.config.task)
+    except DataError as exc:
+        raise UserError(f"{exp.file}: {exc}") from None
+    allowed = {data.metric, C.VAL_LOSS}
+    metric, mode = exp.config.resolved_metric(data.metric)
+    if metric not in allowed:
+        raise UserError(
+            f"{exp.file}: key 'metric': value '{metric}': task {data.kind} reports {', '.join(sorted(allowed))}"
+        )
+    return data, metric, mode
+
+
+def run_dir_for(config: ExperimentConfig, explicit_name: bool) -> Path:
+    """`<storage>/<name>`; a taken name gets a numeric suffix unless the user chose it with --name."""
+    storage = Path(config.storage).expanduser().resolve()
+    run_dir = storage / config.name
+    if run_dir.exists():
+        if explicit_name:
+            raise UserError(f"--name {config.name}: {run_dir} already exists; resume it with `orchestrator resume {run_dir}` or pick another name")
+        n = 2
+        while (storage / f"{config.name}-{n}").exists():
+            n += 1
+        run_dir = storage / f"{config.name}-{n}"
+    return run_dir
+
+
+def write_experiment(run_dir: Path, exp: Experiment, metric: str, mode: str) -> None:
+    """The resolved experiment (inline search space, absolute data path, metric and mode) that resume and export reread."""
+    resolved = exp.config.model_dump(mode="json")
+    resolved.update(name=run_dir.name, storage=str(run_dir.parent), search_space=exp.space.raw, metric=metric, mode=mode)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / R.EXPERIMENT_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+
+def experiment_from_run(run_dir: Path) -> Experiment:
+    """The Experiment a run directory was started with."""
+    file = R.check_run_dir(run_dir) / R.EXPERIMENT_FILE
+    config = parse_config(R.read_experiment(run_dir), str(file))
+    return Experiment(config, check_space(config, file), file)
+
+
+def header(exp: Experiment, data: TaskData, run_dir: Path, num_trials: int, concurrency: int, out: TextIO) -> None:
+    c = exp.config
+    sched = f"{c.scheduler.kind} (max {c.scheduler.max_epochs} epochs" + (
+        f", grace {c.scheduler.grace_period}, x{c.scheduler.reduction_factor:g})" if c.scheduler.kind == "asha" else ")"
+    )
+    print(f"Experiment {run_dir.name}: {data.summary()}", file=out)
+    print(
+        f"  {num_trials} trials over {', '.join(exp.space.families)} | searcher {c.searcher} | scheduler {sched} | "
+        f"{concurrency} at once, {c.resources.cpu:g} CPU / {c.resources.gpu:g} GPU each",
+        file=out,
+    )
+    print(f"  run directory: {run_dir}", file=out, flush=True)
+
+
+def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = False, out: TextIO = sys.stdout) -> int:
+    """Runs an experiment end to end; the exit status (0: a trial succeeded, 1: none did)."""
+    from orchestrator import tuning
+
+    exp = Experiment(resolve_data_path(exp.config, exp.file), exp.space, exp.file)
+    data, metric, mode = load_data(exp)
+    run_dir = run_dir_for(exp.config, explicit_name)
+    exp = Experiment(exp.config.model_copy(update={"name": run_dir.name}), exp.space, exp.file)
+    tuning.start_ray(address)
+    tuning.check_capacity(exp.config)
+    write_experiment(run_dir, exp, metric, mode)
+    setup = tuning.build_tuner(exp, data, str(run_dir.parent), metric, mode)
+    header(exp, data, run_dir, setup.num_trials, exp.config.max_concurrent or tuning.default_concurrency(exp.config), out)
+    return _fit_and_finish(setup, run_dir, exp, data, metric, mode, out)
+
+
+def resume(run_dir: Path, *, address: str | None = None, out: TextIO = sys.stdout) -> int:
+    """Continues an interrupted run: finished trials are kept, unfinished ones resume from their checkpoints."""
+    from ray import tune
+
+    from orchestrator import tuning
+
+    run_dir = Path(run_dir).resolve()
+    exp = experiment_from_run(run_dir)
+    if not tune.Tuner.can_restore(str(run_dir)):
+        raise UserError(f"{run_dir}: no Tune experiment state to resume from (the run stopped before its first trial started)")
+    data, metric, mode = load_data(exp)
+    tuning.start_ray(address)
+    setup = tuning.restore_tuner(exp, data, str(run_dir), metric, mode)
+    print(f"Resuming {run_dir.name}: {data.summary()}", file=out, flush=True)
+    return _fit_and_finish(setup, run_dir, exp, data, metric, mode, out)
+
+
+def _fit_and_finish(setup, run_dir: Path, exp: Experiment, data: TaskData, metric: str, mode: str, out: TextIO) -> int:
+    began = time.monotonic()
+    setup.tuner.fit()
+    elapsed = time.monotonic() - began
+    trials = R.load_trials(run_dir)
+    best = export_best(run_dir, exp, data, metric, mode) if any(t.best(metric, mode) is not None for t in trials) else None
+    summarize(run_dir, exp, trials, best, data.metric, elapsed, out)
+    return 0 if best is not None else 1
+
+
+@dataclass
+class BestModel:
+    trial: R.TrialRecord
+    epoch: int
+    metrics: dict[str, float]
+    path: Path
+
+
+def export_best(run_dir: Path, exp: Experiment, data: TaskData, metric: str, mode: str, out_path: Path | None = None) -> BestModel:
+    """Evaluates the best kept checkpoint of the run on validation and test, and writes `best/` (or `out_path`)."""
+    import torch
+
+    from trainables.export import atomic_write, save_model
+    from trainables.objectives import Objective
+    from trainables.training import DeviceData, TrialConfig, build_trial, evaluate
+
+    candidates = []
+    for trial in R.load_trials(run_dir):
+        for meta, path in trial.checkpoints():
+            value = meta.get("value") if meta.get("metric") == metric else None
+            if isinstance(value, (int, float)) and value == value and abs(value) < 1e8:
+                candidates.append((value, trial, meta, path))
+    if not candidates:
+        raise UserError(f"{run_dir}: no checkpoint with a {metric} value to export yet")
+    value, trial, meta, path = (min if mode == "min" else max)(candidates, key=lambda c: c[0])
+    config = TrialConfig.from_tune(trial.config)
+    device = torch.device("cpu")
+    state = build_trial(config, data.spec, device, seed=0, max_epochs=exp.config.scheduler.max_epochs)
+    state.load_state_dict(torch.load(path / "state.pt", map_location=device, weights_only=True))
+    staged, objective = DeviceData.stage(data, device), Objective(data.objective)
+    val_loss, val_metric = evaluate(state.model, staged, "val", objective)
+    test_loss, test_metric = evaluate(state.model, staged, "test", objective)
+    metrics = {C.VAL_LOSS: val_loss, data.metric: val_metric, "test_loss": test_loss, C.test_key(data.metric): test_metric}
+    best_dir = run_dir / R.BEST_DIR
+    model_path = out_path or best_dir / R.MODEL_FILE
+    save_model(
+        model_path, family=config.family, model_config=config.model, train_config=config.flat(), spec=data.spec,
+        task=data.kind, objective=data.objective, metric=data.metric, preprocessing=data.preprocessing,
+        metrics=metrics, state_dict=state.model.state_dict(),
+    )
+    if out_path is None:
+        record = {"trial_id": trial.trial_id, "trial_dir": str(trial.path), "checkpoint": str(path), "epoch": meta["epoch"],
+                  "family": config.family, "hyperparameters": config.flat(), "metric": metric, "mode": mode, "metrics": metrics}
+        atomic_write(best_dir / R.METRICS_FILE, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
+        resolved = R.read_experiment(run_dir)
+        resolved["best_trial"] = {"trial_id": trial.trial_id, "config": trial.config}
+        atomic_write(best_dir / R.EXPERIMENT_FILE, lambda tmp: Path(tmp).write_text(yaml.safe_dump(resolved, sort_keys=False)))
+    return BestModel(trial, meta["epoch"], metrics, model_path)
+
+
+def summarize(run_dir: Path, exp: Experiment, trials, best: BestModel | None, task_metric: str, elapsed: float, out: TextIO) -> None:
+    """The end-of-run summary: outcomes, failures with reasons, the best trial and how to use it."""
+    from orchestrator.progress import clock, describe
+
+    max_epochs = exp.config.scheduler.max_epochs
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.status(max_epochs)] = counts.get(t.status(max_epochs), 0) + 1
+    print(f"\nDone in {clock(elapsed)}: {len(trials)} trials (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")", file=out)
+    for t in trials:
+        if t.status(max_epochs) in ("failed", "diverged"):
+            reason = t.error or "loss became NaN/inf"
+            print(f"  {t.status(max_epochs)}: {t.trial_id} [{describe(t.config)}]: {reason}", file=out)
+    if best is None:
+        print("No trial produced a usable model.", file=out)
+        return
+    test = C.test_key(task_metric)
+    print(f"Best trial {best.trial.trial_id} [{describe(best.trial.config)}] at epoch {best.epoch}:", file=out)
+    print(f"  {task_metric} {best.metrics[task_metric]:.4g} (validation), {test} {best.metrics[test]:.4g} (test)", file=out)
+    print(f"Run directory:  {run_dir}", file=out)
+    print(f"Leaderboard:    orchestrator best {run_dir}", file=out)
+    print(f"TensorBoard:    orchestrator tensorboard {run_dir}   (or: tensorboard --logdir {run_dir})", file=out)
+    print(f"Best model:     {best.path}", file=out)
+    if exp.config.task.kind == "charlm":
+        print(f"Sample text:    orchestrator sample {best.path} --prompt 'The '", file=out)
+    print(f"In Python:      from trainables import load_model; m = load_model('{best.path}')", file=out)

@@ -1,0 +1,123 @@
+"""TensorBoard: one event stream per trial (curves and HParams), written by the driver, and the server.
+
+Tune's own TensorBoard logger writes HParams only when a trial ends and, with a conditional space, lists
+only the first trial's hyperparameters as columns. This callback replaces it (being a TBXLoggerCallback,
+it keeps Tune from adding the default one): every trial's stream declares the union of hyperparameter
+names of the whole space, so the HParams dashboard shows every trial with every column, while running.
+Files go to the trial's directory in the driver's staging area, which Tune syncs to the storage path
+like its own logs, so this works for local and cloud storage alike.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import struct_pb2
+from ray.tune.logger import TBXLoggerCallback
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.plugins.hparams import api_pb2, metadata
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo, SessionStartInfo
+
+from trainables import constants as C
+from trainables.training import TrialConfig
+
+
+def _summary(tag: str, **content) -> Summary:
+    data = HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, **content)
+    meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString()))
+    return Summary(value=[Summary.Value(tag=tag, metadata=meta)])
+
+
+def _value(v: Any) -> struct_pb2.Value:
+    if isinstance(v, bool):
+        return struct_pb2.Value(bool_value=v)
+    if isinstance(v, (int, float)):
+        return struct_pb2.Value(number_value=float(v))
+    return struct_pb2.Value(string_value=str(v))
+
+
+DATA_TYPES = {bool: api_pb2.DATA_TYPE_BOOL, int: api_pb2.DATA_TYPE_FLOAT64, float: api_pb2.DATA_TYPE_FLOAT64, str: api_pb2.DATA_TYPE_STRING}
+
+
+def experiment_summary(hparam_types: dict[str, type], metrics: list[str]) -> Summary:
+    """The HParams experiment: every hyperparameter name of the space and the metric tags to show as columns."""
+    infos = [api_pb2.HParamInfo(name=name, type=DATA_TYPES.get(t, api_pb2.DATA_TYPE_STRING)) for name, t in sorted(hparam_types.items())]
+    metric_infos = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in metrics]
+    return _summary(metadata.EXPERIMENT_TAG, experiment=api_pb2.Experiment(hparam_infos=infos, metric_infos=metric_infos))
+
+
+def session_start_summary(hparams: dict[str, Any], group: str) -> Summary:
+    info = SessionStartInfo(group_name=group)
+    for k, v in hparams.items():
+        info.hparams[k].CopyFrom(_value(v))
+    return _summary(metadata.SESSION_START_INFO_TAG, session_start_info=info)
+
+
+def session_end_summary(failed: bool) -> Summary:
+    status = api_pb2.STATUS_FAILURE if failed else api_pb2.STATUS_SUCCESS
+    return _summary(metadata.SESSION_END_INFO_TAG, session_end_info=SessionEndInfo(status=status))
+
+
+def best_key(metric: str) -> str:
+    return f"best_{metric}"
+
+
+class TrialTensorBoard(TBXLoggerCallback):
+    """Writes each trial's curves and HParams session into `<trial dir>/events.out.tfevents.*`."""
+
+    def __init__(self, metric: str, mode: str, hparam_types: dict[str, type]):
+        super().__init__()
+        self.metric, self.mode = metric, mode
+        self.experiment = experiment_summary(hparam_types, [metric, best_key(metric), C.VAL_LOSS, C.TRAIN_LOSS])
+        self._writers: dict[Any, Any] = {}
+        self._best: dict[Any, float] = {}
+
+    def _writer(self, trial):
+        if trial not in self._writers:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(trial.local_path, flush_secs=10)
+            hparams = TrialConfig.from_tune(trial.config).flat()
+            writer.file_writer.add_summary(self.experiment)
+            writer.file_writer.add_summary(session_start_summary(hparams, group=trial.trial_id))
+            self._writers[trial] = writer
+        return self._writers[trial]
+
+    def log_trial_start(self, trial):
+        self._writer(trial)
+
+    def log_trial_result(self, iteration: int, trial, result: dict):
+        writer = self._writer(trial)
+        step = result.get("training_iteration", iteration)
+        for key in (*C.CURVE_KEYS, self.metric):
+            value = result.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                writer.add_scalar(key, value, global_step=step)
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)) and not result.get(C.DIVERGED):
+            best = self._best.get(trial)
+            better = best is None or (value < best if self.mode == "min" else value > best)
+            self._best[trial] = value if better else best
+            writer.add_scalar(best_key(self.metric), self._best[trial], global_step=step)
+
+    def log_trial_end(self, trial, failed: bool = False):
+        writer = self._writers.pop(trial, None) or self._writer(trial)
+        self._writers.pop(trial, None)
+        writer.file_writer.add_summary(session_end_summary(failed))
+        writer.close()
+
+    def on_experiment_end(self, trials, **info):
+        for trial in list(self._writers):
+            self.log_trial_end(trial, failed=False)
+
+
+def serve_command(run_dir: Path, port: int, host: str = "127.0.0.1") -> list[str]:
+    return [sys.executable, "-m", "tensorboard.main", "--logdir", str(run_dir), "--port", str(port), "--host", host]
+
+
+def serve(run_dir: Path, port: int, host: str = "127.0.0.1") -> int:
+    """Runs TensorBoard over a run directory in the foreground (bound to loopback unless asked otherwise)."""
+    return subprocess.call(serve_command(run_dir, port, host))

@@ -1,0 +1,29 @@
+"""Names shared by the trainable, the orchestrator and the tests: result keys and metric names.
+
+One place, so that a metric is never spelled twice and `min`/`max` never drift apart.
+"""
+
+# Keys of every result a trial reports once per epoch.
+TRAIN_LOSS = "train_loss"
+VAL_LOSS = "val_loss"
+LEARNING_RATE = "lr"
+EPOCH_TIME = "epoch_time_s"
+SAMPLES_PER_S = "samples_per_s"
+EPOCH = "epoch"
+DIVERGED = "diverged"
+NODE = "node"
+DEVICE = "device"
+
+# Task metrics, with the direction that makes them better.
+BPC = "val_bpc"
+RMSE = "val_rmse"
+ACCURACY = "val_accuracy"
+METRIC_MODES = {VAL_LOSS: "min", BPC: "min", RMSE: "min", ACCURACY: "max"}
+
+# Scalars that are logged to TensorBoard for every epoch, besides the task metric.
+CURVE_KEYS = (TRAIN_LOSS, VAL_LOSS, LEARNING_RATE, EPOCH_TIME, SAMPLES_PER_S)
+
+
+def test_key(metric: str) -> str:
+    """The name of the test-split counterpart of a validation metric (`val_bpc` -> `test_bpc`)."""
+    return "test_" + metric.removeprefix("val_")

@@ -1,0 +1,59 @@
+"""A multilayer perceptron for every task: tokens see a causal window of the last `context` characters,
+sequences are flattened over their window, tabular rows are used as they are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainables.tasks.base import ModelSpec
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    hidden_size: int = 128
+    num_layers: int = 2
+    dropout: float = 0.0
+    activation: str = "relu"
+    context: int = 8  # characters seen per prediction (charlm only)
+    embed_dim: int = 32  # character embedding width (charlm only)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: MLPConfig, spec: ModelSpec):
+        super().__init__()
+        if cfg.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, but got {cfg.activation!r}")
+        if cfg.num_layers < 1 or cfg.hidden_size < 1 or cfg.context < 1:
+            raise ValueError(f"num_layers, hidden_size and context must be >= 1, but got {cfg}")
+        self.kind, self.context = spec.input_kind, cfg.context
+        if spec.input_kind == "tokens":
+            self.embed = nn.Embedding(spec.in_features, cfg.embed_dim)
+            width = cfg.context * cfg.embed_dim
+        else:
+            self.embed = None
+            width = spec.in_features * (spec.seq_len if spec.input_kind == "sequence" else 1)
+        layers: list[nn.Module] = []
+        for _ in range(cfg.num_layers):
+            layers += [nn.Linear(width, cfg.hidden_size), ACTIVATIONS[cfg.activation](), nn.Dropout(cfg.dropout)]
+            width = cfg.hidden_size
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, spec.out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.embed is not None:
+            e = self.embed(x)  # (B, T, E)
+            # Left-pad so position t sees characters t-k+1..t and never a later one.
+            e = F.pad(e, (0, 0, self.context - 1, 0))  # (B, T+k-1, E)
+            z = e.unfold(1, self.context, 1)  # (B, T, E, k)
+            z = z.transpose(2, 3).flatten(2)  # (B, T, k*E)
+        elif self.kind == "sequence":
+            z = x.flatten(1)  # (B, T*F)
+        else:
+            z = x  # (B, F)
+        return self.head(self.body(z))

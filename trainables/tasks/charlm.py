@@ -1,0 +1,82 @@
+"""Character-level language modelling: predict the next character; metric: validation bits per character.
+
+Default corpus: the English documentation text that ships with CPython (`pydoc_data.topics`, ~465k
+characters), so it works offline on any machine with Python.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from trainables.constants import BPC
+from trainables.tasks.base import DataError, ModelSpec, Split, TaskData, split_sizes
+
+
+def builtin_corpus() -> str:
+    """CPython's own documentation topics, in a stable order."""
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[key] for key in sorted(topics))
+
+
+def read_corpus(data: str | None) -> tuple[str, str]:
+    if data is None:
+        return builtin_corpus(), "pydoc_data.topics (CPython documentation)"
+    path = Path(data)
+    if not path.is_file():
+        raise DataError(f"task.data: file not found: '{path}'")
+    try:
+        return path.read_text(encoding="utf-8"), str(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"task.data: cannot read '{path}' as UTF-8 text: {exc}") from exc
+
+
+def windows(ids: np.ndarray, seq_len: int) -> Split:
+    """Non-overlapping windows of `seq_len` inputs, each with its targets shifted by one character."""
+    n = (len(ids) - 1) // seq_len
+    x = ids[: n * seq_len].reshape(n, seq_len)
+    y = ids[1 : n * seq_len + 1].reshape(n, seq_len)
+    return Split(x=x.astype(np.int64), y=y.astype(np.int64))
+
+
+def load(options) -> TaskData:
+    """Reads, encodes and splits the corpus (contiguous train / val / test blocks, in that order)."""
+    text, source = read_corpus(options.data)
+    if options.max_chars is not None:
+        text = text[: options.max_chars]
+    vocab = sorted(set(text))
+    seq_len = options.seq_len
+    # A corpus must give every split a few whole windows; smaller ones cannot be validated meaningfully.
+    need = 4 * (seq_len + 1)
+    n_windows = (len(text) - 1) // seq_len
+    if len(text) < need or len(vocab) < 2:
+        raise DataError(
+            f"task.data: corpus '{source}' is too small: {len(text)} characters, {len(vocab)} distinct; "
+            f"need at least {need} characters (4 windows of seq_len={seq_len}) and 2 distinct characters"
+        )
+    n_train, n_val, n_test = split_sizes(
+        n_windows, options.val_fraction, options.test_fraction, source=f"task.data: corpus '{source}'", minimum=1
+    )
+    lookup = np.zeros(max(map(ord, vocab)) + 1, dtype=np.int64)
+    lookup[[ord(c) for c in vocab]] = np.arange(len(vocab))
+    ids = lookup[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
+    cut_val = n_train * seq_len
+    cut_test = (n_train + n_val) * seq_len
+    splits = {
+        "train": windows(ids[: cut_val + 1], seq_len),
+        "val": windows(ids[cut_val : cut_test + 1], seq_len),
+        "test": windows(ids[cut_test:], seq_len),
+    }
+    return TaskData(
+        kind="charlm",
+        spec=ModelSpec("tokens", len(vocab), len(vocab), seq_len=seq_len, per_step=True),
+        splits=splits,
+        objective={"name": "bpc", "nats_to_bits": 1.0 / math.log(2.0)},
+        metric=BPC,
+        mode="min",
+        preprocessing={"vocab": vocab, "seq_len": seq_len},
+        source=source,
+    )

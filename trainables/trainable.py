@@ -1,0 +1,91 @@
+"""The one Ray Tune Trainable: it hosts trials of any family on any task, one epoch per `step`.
+
+Data arrives once per actor through `tune.with_parameters` (Ray's object store) and is staged on the
+device once; `reset_config` lets Tune reuse the actor for the next trial, so no trial pays for a new
+process, a torch import, data parsing or a CUDA context.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from trainables import constants as C
+from trainables.objectives import Objective
+from trainables.tasks.base import TaskData
+from trainables.training import DeviceData, TrialConfig, build_trial, run_epoch
+
+STATE_FILE = "state.pt"
+META_FILE = "meta.json"  # epoch and metric of a checkpoint, so the export can pick the best without Ray
+# Reported in place of a NaN/inf metric: searchers rank by order only, so a finite worst value marks the
+# region as bad without feeding NaN to TPE or ASHA.
+DIVERGED_PENALTY = 1e9
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of an experiment shares and a search never changes."""
+
+    metric: str
+    mode: str
+    max_epochs: int
+    steps_per_epoch: int | None = None
+    seed: int = 0
+    cpus: float = 1.0
+
+
+def assigned_device() -> torch.device:
+    """The GPU Ray assigned this worker (Ray narrows CUDA_VISIBLE_DEVICES to it), else the CPU."""
+    if torch.cuda.is_available() and ray.is_initialized() and ray.get_gpu_ids():
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+class TorchTrainable(tune.Trainable):
+    def setup(self, config: dict[str, Any], data: TaskData, settings: TrialSettings):
+        self.data, self.settings = data, settings
+        # Each trial gets the cores Ray reserved for it; torch's default (all cores) would oversubscribe.
+        torch.set_num_threads(max(1, int(settings.cpus)))
+        self.device = assigned_device()
+        self.node = ray.util.get_node_ip_address() if ray.is_initialized() else "local"
+        self.staged = DeviceData.stage(data, self.device)
+        self.objective = Objective(data.objective)
+        self._start(config)
+
+    def _start(self, config: dict[str, Any]) -> None:
+        trial = TrialConfig.from_tune(config)
+        self.trial = build_trial(
+            trial, self.data.spec, self.device, seed=trial.seed(self.settings.seed), max_epochs=self.settings.max_epochs
+        )
+
+    def step(self) -> dict[str, Any]:
+        result = run_epoch(self.trial, self.staged, self.objective, self.settings.metric, max_steps=self.settings.steps_per_epoch)
+        result[C.NODE] = self.node
+        result[C.DEVICE] = f"{self.device}" + (f" ({os.environ.get('CUDA_VISIBLE_DEVICES')})" if self.device.type == "cuda" else "")
+        self.last_metric = result[self.settings.metric]
+        if result[C.DIVERGED]:
+            worst = DIVERGED_PENALTY if self.settings.mode == "min" else -DIVERGED_PENALTY
+            for key in (C.TRAIN_LOSS, C.VAL_LOSS, self.settings.metric):
+                result[key] = worst if key == self.settings.metric else DIVERGED_PENALTY
+            result["done"] = True  # nothing more to learn from a trial whose weights are NaN
+        return result
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        torch.save(self.trial.state_dict(), Path(checkpoint_dir) / STATE_FILE)
+        meta = {"epoch": self.trial.epoch, "metric": self.settings.metric, "value": getattr(self, "last_metric", None)}
+        (Path(checkpoint_dir) / META_FILE).write_text(json.dumps(meta))
+
+    def load_checkpoint(self, checkpoint_dir: str) -> None:
+        state = torch.load(Path(checkpoint_dir) / STATE_FILE, map_location=self.device, weights_only=True)
+        self.trial.load_state_dict(state)
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        self._start(new_config)
+        return True
