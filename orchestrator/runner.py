@@ -38,6 +38,7 @@ def load_data(exp: Experiment) -> tuple[TaskData, str, str]:
         data = TASKS[exp.config.task.kind].load(exp.config.task)
     except DataError as exc:
         raise UserError(f"{exp.file}: {exc}") from None
+    check_space_fits(exp, data)
     allowed = {data.metric, C.VAL_LOSS}
     metric, mode = exp.config.resolved_metric(data.metric)
     if metric not in allowed:
@@ -45,6 +46,22 @@ def load_data(exp: Experiment) -> tuple[TaskData, str, str]:
             f"{exp.file}: key 'metric': value '{metric}': task {data.kind} reports {', '.join(sorted(allowed))}"
         )
     return data, metric, mode
+
+
+def check_space_fits(exp: Experiment, data: TaskData) -> None:
+    """Builds a model for every choice option of the space on this task's data, so a family setting that
+    cannot run the task (a bidirectional model predicting every next character) fails now, not in every trial."""
+    import numpy as np
+
+    from trainables.models import build_model
+    from trainables.training import TrialConfig
+
+    for config in exp.space.probes(np.random.default_rng(exp.config.seed)):
+        trial = TrialConfig.from_tune(config)
+        try:
+            build_model(trial.family, trial.model, data.spec)
+        except ValueError as exc:
+            raise UserError(f"{exp.space.source}: families.{trial.family}: {exc} (task {data.kind})") from None
 
 
 def run_dir_for(config: ExperimentConfig, explicit_name: bool) -> Path:

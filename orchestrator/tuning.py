@@ -21,6 +21,9 @@ from trainables.training import TrialConfig
 
 # Ray reads these at import; set before the first `import ray` of the process.
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# The legacy reporter honours verbose=0; the new one still prints its own banner (with a TensorBoard
+# path in Ray's temp dir) over our progress view.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "60")
 
 

@@ -258,6 +258,17 @@ class SearchSpace:
             for train in _expand(self.train, rng)
         ]
 
+    def probes(self, rng: np.random.Generator) -> list[dict[str, Any]]:
+        """Configs that together use every option of every choice of every family (to check a space against a task)."""
+        configs = []
+        for family, sub in self.families.items():
+            base = {"arch": {"family": family, "model": _sample(sub, rng)}, **_sample(self.train, rng)}
+            configs.append(base)
+            for key, domain in sub.items():
+                for option in getattr(domain, "options", ()):
+                    configs.append({**base, "arch": {"family": family, "model": {**base["arch"]["model"], key: option}}})
+        return configs
+
     def hparam_names(self) -> list[str]:
         """Every flat hyperparameter name a trial of this space can have (union over families)."""
         names = {"family"} | {f"model/{k}" for sub in self.families.values() for k in sub} | set(TRAIN_KEYS)

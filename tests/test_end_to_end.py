@@ -1,0 +1,145 @@
+"""A real search, end to end through the CLI: Ray Tune with HyperOpt + ASHA on real data, then every
+artefact read back the way a user would: the leaderboard, TensorBoard files (with TensorBoard's own
+reader), the exported model (loaded without Ray and evaluated to the reported metric)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+from orchestrator.cli import main
+from trainables import constants as C
+from trainables import load_model, sample_text
+
+
+@pytest.fixture(scope="module")
+def finished_run(ray_session, tmp_path_factory):
+    """One tiny but real charlm search (8 trials, ASHA over 4 epochs) shared by the tests of this module."""
+    import yaml
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    config = {
+        "name": "tiny",
+        "task": {"kind": "charlm", "max_chars": 20000, "seq_len": 32},
+        "search_space": {
+            "families": {
+                "lstm": {"hidden_size": {"choice": [16, 32]}},
+                "gru": {"hidden_size": {"choice": [16, 32]}},
+                "mlp": {"hidden_size": {"choice": [32, 64]}, "context": {"choice": [4, 8]}},
+            },
+            "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}, "batch_size": 32},
+        },
+        "scheduler": {"kind": "asha", "max_epochs": 4, "grace_period": 1, "reduction_factor": 2},
+        "num_samples": 8,
+        "max_concurrent": 2,
+        "checkpoint": {"keep": 2},
+        "storage": str(tmp / "runs"),
+    }
+    path = tmp / "exp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", str(path)]) == 0
+    return tmp / "runs" / "tiny"
+
+
+@pytest.mark.timeout(240)
+def test_run_directory_is_complete(finished_run):
+    assert (finished_run / "experiment.yaml").is_file()
+    assert (finished_run / "best" / "model.pt").is_file()
+    metrics = json.loads((finished_run / "best" / "metrics.json").read_text())
+    assert set(metrics["metrics"]) == {"val_loss", "val_bpc", "test_loss", "test_bpc"}
+    trial_dirs = [p for p in finished_run.iterdir() if (p / "params.json").is_file()]
+    assert len(trial_dirs) == 8
+
+
+def test_results_and_early_stopping(finished_run, capsys):
+    capsys.readouterr()
+    assert main(["best", str(finished_run), "--json", "--top", "100"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    trials = board["trials"]
+    assert len(trials) == 8
+    assert [t["rank"] for t in trials] == list(range(1, 9))
+    values = [t["val_bpc"] for t in trials]
+    assert values == sorted(values), "the leaderboard is ranked by the metric"
+    assert any(t["status"] == "stopped early" for t in trials), "ASHA stopped no trial"
+    assert any(t["status"] == "finished" and t["epochs"] == 4 for t in trials)
+    assert {t["family"] for t in trials} <= {"lstm", "gru", "mlp"}
+    assert values[0] < values[-1], "the best trial must beat the worst"
+    assert board["best"]["metrics"]["val_bpc"] == pytest.approx(values[0], rel=1e-5)
+
+
+def test_tensorboard_files_have_curves_and_hparams(finished_run):
+    for trial_dir in (p for p in finished_run.iterdir() if (p / "params.json").is_file()):
+        acc = EventAccumulator(str(trial_dir))
+        acc.Reload()
+        tags = set(acc.Tags()["scalars"])
+        assert {*C.CURVE_KEYS, C.BPC, "best_val_bpc"} <= tags
+        rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+        bpc = [e.value for e in acc.Scalars(C.BPC)]
+        assert bpc == pytest.approx([r[C.BPC] for r in rows], rel=1e-5)
+        content = acc.PluginTagToContent("hparams")
+        start = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+        experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+        params = json.loads((trial_dir / "params.json").read_text())
+        assert start.hparams["family"].string_value == params["arch"]["family"]
+        assert start.hparams["lr"].number_value == pytest.approx(params["lr"])
+        # Every trial declares the union of the space's hyperparameters, whatever its family.
+        declared = {h.name for h in experiment.hparam_infos}
+        assert {"family", "lr", "model/hidden_size", "model/context"} <= declared
+        assert "_hparams_/session_end_info" in content
+
+
+def test_exported_model_reproduces_reported_metric(finished_run):
+    from orchestrator.config import TASK_OPTIONS
+    from trainables.objectives import Objective
+    from trainables.tasks import TASKS
+    from trainables.training import DeviceData, evaluate
+
+    model = load_model(finished_run / "best" / "model.pt")
+    metrics = json.loads((finished_run / "best" / "metrics.json").read_text())
+    assert model.metrics["test_bpc"] == pytest.approx(metrics["metrics"]["test_bpc"])
+    # Re-load the data the way the run did and evaluate the exported weights independently.
+    data = TASKS["charlm"].load(TASK_OPTIONS["charlm"](kind="charlm", max_chars=20000, seq_len=32))
+    assert model.preprocessing["vocab"] == data.preprocessing["vocab"]
+    staged = DeviceData.stage(data, torch.device("cpu"))
+    _, val_bpc = evaluate(model.module, staged, "val", Objective(data.objective))
+    assert val_bpc == pytest.approx(metrics["metrics"]["val_bpc"], rel=1e-4)
+    # The best checkpoint's metric as reported by the trial during the search.
+    trial_rows = [json.loads(l) for l in (Path(metrics["trial_dir"]) / "result.json").read_text().splitlines()]
+    reported = next(r[C.BPC] for r in trial_rows if r["training_iteration"] == metrics["epoch"])
+    assert val_bpc == pytest.approx(reported, rel=1e-4)
+    text = sample_text(model, "The ", 50, seed=1)
+    assert text.startswith("The ") and len(text) == 54
+
+
+def test_export_and_sample_commands(finished_run, tmp_path, capsys):
+    out = tmp_path / "model.pt"
+    assert main(["export", str(finished_run), "--out", str(out)]) == 0
+    payload = torch.load(out, weights_only=True)
+    assert payload["family"] in {"lstm", "gru", "mlp"} and "state_dict" in payload
+    capsys.readouterr()
+    assert main(["sample", str(out), "--prompt", "def ", "--length", "40"]) == 0
+    assert capsys.readouterr().out.startswith("def ")
+
+
+def test_cli_entry_point_rejects_bad_config(tmp_path):
+    """The installed console script: exit 2, one `error:` line, no traceback, nothing written."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"task: {{kind: charlm}}\nsearch_space: charlm\nnum_sample: 3\nstorage: {tmp_path / 'runs'}\n")
+    proc = subprocess.run([sys.executable, "-m", "orchestrator", "run", str(bad)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert "unknown key 'num_sample'; did you mean 'num_samples'?" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_validate_command(capsys):
+    assert main(["validate"]) == 0
+    assert "valid" in capsys.readouterr().out

@@ -1,0 +1,97 @@
+"""Every registered model family: builds for each input kind it supports, has a pinned parameter count,
+produces the output shape the task needs, and takes a training step that lowers the loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trainables.models import MODELS, build_model, families_for
+from trainables.objectives import Objective
+from trainables.tasks.base import ModelSpec
+
+SPECS = {
+    "tokens": ModelSpec("tokens", 50, 50, seq_len=16, per_step=True),
+    "sequence": ModelSpec("sequence", 3, 2, seq_len=12),
+    "vector": ModelSpec("vector", 10, 4),
+}
+CONFIG = {"hidden_size": 32, "num_layers": 2}
+# Parameter counts for CONFIG; worked out by hand for lstm/sequence:
+# 4*(32*3 + 32*32 + 2*32) + 4*(32*32 + 32*32 + 2*32) + (32*2 + 2) = 13250.
+PINNED = {
+    ("mlp", "tokens"): 12530, ("mlp", "sequence"): 2306, ("mlp", "vector"): 1540,
+    ("rnn", "tokens"): 7474, ("rnn", "sequence"): 3362,
+    ("lstm", "tokens"): 20146, ("lstm", "sequence"): 13250,
+    ("gru", "tokens"): 15922, ("gru", "sequence"): 9954,
+}
+CASES = [(family, kind) for family in sorted(MODELS) for kind in sorted(MODELS[family].input_kinds)]
+
+
+def batch(spec: ModelSpec, n: int = 8):
+    g = torch.Generator().manual_seed(0)
+    if spec.input_kind == "tokens":
+        x = torch.randint(0, spec.in_features, (n, spec.seq_len), generator=g)
+        return x, torch.randint(0, spec.out_features, (n, spec.seq_len), generator=g), Objective({"name": "bpc"})
+    shape = (n, spec.seq_len, spec.in_features) if spec.input_kind == "sequence" else (n, spec.in_features)
+    x = torch.randn(shape, generator=g)
+    if spec.input_kind == "vector":
+        return x, torch.randint(0, spec.out_features, (n,), generator=g), Objective({"name": "accuracy"})
+    return x, torch.randn(n, spec.out_features, generator=g), Objective({"name": "rmse", "scale": [1.0] * spec.out_features})
+
+
+def test_every_case_is_pinned():
+    assert set(CASES) == set(PINNED), "a new family or input kind needs a pinned parameter count"
+
+
+@pytest.mark.parametrize("family,kind", CASES)
+def test_parameter_count_is_pinned(family, kind):
+    model = build_model(family, CONFIG, SPECS[kind])
+    assert sum(p.numel() for p in model.parameters()) == PINNED[(family, kind)]
+
+
+@pytest.mark.parametrize("family,kind", CASES)
+def test_output_shape_and_one_training_step(family, kind):
+    spec = SPECS[kind]
+    torch.manual_seed(0)
+    model = build_model(family, CONFIG, spec)
+    x, y, objective = batch(spec)
+    out = model(x)
+    expected = (8, spec.seq_len, spec.out_features) if spec.per_step else (8, spec.out_features)
+    assert tuple(out.shape) == expected
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    before = objective.loss(model(x), y)
+    for _ in range(5):
+        opt.zero_grad()
+        objective.loss(model(x), y).backward()
+        opt.step()
+    assert objective.loss(model(x), y) < before
+
+
+def test_mlp_on_tokens_is_causal():
+    """Changing a later character must not change earlier predictions (the model would see the future)."""
+    spec = SPECS["tokens"]
+    model = build_model("mlp", {"context": 4}, spec).eval()
+    x = torch.randint(0, 50, (1, 16))
+    changed = x.clone()
+    changed[0, 10] = (x[0, 10] + 1) % 50
+    assert torch.equal(model(x)[0, :10], model(changed)[0, :10])
+    assert not torch.equal(model(x)[0, 10], model(changed)[0, 10])
+
+
+def test_recurrent_families_refuse_what_they_cannot_do():
+    with pytest.raises(ValueError, match="sequence task"):
+        build_model("lstm", {}, SPECS["vector"])
+    with pytest.raises(ValueError, match="bidirectional"):
+        build_model("gru", {"bidirectional": True}, SPECS["tokens"])
+    with pytest.raises(ValueError, match="unknown hyperparameter 'hiden_size'"):
+        build_model("lstm", {"hiden_size": 3}, SPECS["sequence"])
+
+
+def test_bidirectional_forecast_model():
+    model = build_model("lstm", {"bidirectional": True, "hidden_size": 8}, SPECS["sequence"])
+    assert model(torch.randn(4, 12, 3)).shape == (4, 2)
+
+
+def test_families_for_task_inputs():
+    assert families_for("vector") == ["mlp"]
+    assert families_for("tokens") == ["gru", "lstm", "mlp", "rnn"]
