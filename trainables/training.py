@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,8 +104,12 @@ class DeviceData:
 
     @classmethod
     def stage(cls, data: TaskData, device: torch.device) -> "DeviceData":
-        x = {name: torch.as_tensor(s.x).to(device) for name, s in data.splits.items()}
-        y = {name: torch.as_tensor(s.y).to(device) for name, s in data.splits.items()}
+        # Arrays from Ray's object store are read-only views of shared memory; on the CPU the tensors share
+        # them (no copy per worker) and the loop never writes to its data, so torch's warning does not apply.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            x = {name: torch.as_tensor(s.x).to(device) for name, s in data.splits.items()}
+            y = {name: torch.as_tensor(s.y).to(device) for name, s in data.splits.items()}
         return cls(x, y, device)
 
 
