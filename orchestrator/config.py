@@ -146,6 +146,8 @@ class ExperimentConfig(Strict):
 
 def _closest(word: str, choices: list[str]) -> str:
     match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    # A truncated key (`grace` for `grace_period`) scores low on similarity but is an obvious match.
+    match = match or [c for c in choices if word and c.startswith(word)][:1]
     return f"did you mean '{match[0]}'? " if match else ""
 
 

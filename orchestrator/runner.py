@@ -142,11 +142,17 @@ def resume(run_dir: Path, *, address: str | None = None, out: TextIO = sys.stdou
 
 def _fit_and_finish(setup, run_dir: Path, exp: Experiment, data: TaskData, metric: str, mode: str, out: TextIO) -> int:
     began = time.monotonic()
-    setup.tuner.fit()
+    grid = setup.tuner.fit()
     elapsed = time.monotonic() - began
+    # Tune's own SIGINT handler ends fit() early after saving the experiment state; unfinished trials tell.
+    interrupted = [t for t in grid._experiment_analysis.trials if t.status in ("PENDING", "RUNNING", "PAUSED")]
     trials = R.load_trials(run_dir)
     best = export_best(run_dir, exp, data, metric, mode) if any(t.best(metric, mode) is not None for t in trials) else None
     summarize(run_dir, exp, trials, best, data.metric, elapsed, out)
+    if interrupted:
+        print(f"\nInterrupted with {len(interrupted)} trial(s) unfinished; the state is saved. Continue with:\n"
+              f"  orchestrator resume {run_dir}", file=out, flush=True)
+        return 130
     return 0 if best is not None else 1
 
 
@@ -174,11 +180,19 @@ def export_best(run_dir: Path, exp: Experiment, data: TaskData, metric: str, mod
                 candidates.append((value, trial, meta, path))
     if not candidates:
         raise UserError(f"{run_dir}: no checkpoint with a {metric} value to export yet")
-    value, trial, meta, path = (min if mode == "min" else max)(candidates, key=lambda c: c[0])
-    config = TrialConfig.from_tune(trial.config)
+    candidates.sort(key=lambda c: c[0], reverse=(mode == "max"))
     device = torch.device("cpu")
-    state = build_trial(config, data.spec, device, seed=0, max_epochs=exp.config.scheduler.max_epochs)
-    state.load_state_dict(torch.load(path / "state.pt", map_location=device, weights_only=True))
+    for value, trial, meta, path in candidates:
+        config = TrialConfig.from_tune(trial.config)
+        state = build_trial(config, data.spec, device, seed=0, max_epochs=exp.config.scheduler.max_epochs)
+        try:
+            state.load_state_dict(torch.load(path / "state.pt", map_location=device, weights_only=True))
+            break
+        except (OSError, RuntimeError, EOFError, KeyError) as exc:
+            # A checkpoint cut short by a crash while it was being copied: fall back to the next best.
+            print(f"warning: skipping unreadable checkpoint {path}: {exc}", file=sys.stderr)
+    else:
+        raise UserError(f"{run_dir}: none of the {len(candidates)} checkpoints could be read")
     staged, objective = DeviceData.stage(data, device), Objective(data.objective)
     val_loss, val_metric = evaluate(state.model, staged, "val", objective)
     test_loss, test_metric = evaluate(state.model, staged, "test", objective)

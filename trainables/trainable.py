@@ -66,7 +66,14 @@ class TorchTrainable(tune.Trainable):
         )
 
     def step(self) -> dict[str, Any]:
-        result = run_epoch(self.trial, self.staged, self.objective, self.settings.metric, max_steps=self.settings.steps_per_epoch)
+        try:
+            result = run_epoch(self.trial, self.staged, self.objective, self.settings.metric, max_steps=self.settings.steps_per_epoch)
+        except torch.cuda.OutOfMemoryError as exc:
+            # Named for what it is: the trial's summary line then says why, instead of a CUDA stack.
+            raise RuntimeError(
+                f"GPU out of memory on {self.device} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}): "
+                f"lower batch_size or hidden_size, or give each trial a larger GPU share (resources.gpu): {exc}"
+            ) from exc
         result[C.NODE] = self.node
         result[C.DEVICE] = f"{self.device}" + (f" ({os.environ.get('CUDA_VISIBLE_DEVICES')})" if self.device.type == "cuda" else "")
         self.last_metric = result[self.settings.metric]

@@ -1,0 +1,113 @@
+"""Bad input of every kind (config, search space, data, CLI): exit status 2, one `error:` message naming
+the file, the key, the value and the rule, no traceback, and no run directory written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.cli import main
+
+GOOD = {
+    "task": {"kind": "forecast"},
+    "search_space": {"families": {"mlp": {"hidden_size": 16}}},
+    "num_samples": 1,
+    "scheduler": {"max_epochs": 1},
+}
+
+
+def with_(**changes):
+    """GOOD with top-level keys replaced (a value of None deletes the key)."""
+    config = yaml.safe_load(yaml.safe_dump(GOOD))
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return config
+
+
+def csv(tmp: Path, text: str, name: str = "data.csv") -> str:
+    path = tmp / name
+    path.write_text(text)
+    return str(path)
+
+
+# (id, config or raw text, extra CLI args, substrings the message must contain)
+CASES = [
+    ("malformed-yaml", "task: {kind: charlm\nsearch_space: charlm\n", [], ["malformed YAML"]),
+    ("not-a-mapping", "- task\n- charlm\n", [], ["must be a mapping of keys", "list"]),
+    ("empty-file", "", [], ["the file is empty"]),
+    ("unknown-top-key", with_(num_sample=3), [], ["unknown key 'num_sample'", "did you mean 'num_samples'?"]),
+    ("unknown-nested-key", with_(scheduler={"grace": 2}), [], ["unknown key 'scheduler.grace'", "did you mean 'grace_period'?"]),
+    ("unknown-task-option", with_(task={"kind": "forecast", "windw": 3}), [], ["unknown key 'task.windw'", "did you mean 'window'?"]),
+    ("wrong-type", with_(num_samples="many"), [], ["key 'num_samples'", "'many'", "valid integer"]),
+    ("non-positive", with_(num_samples=0), [], ["key 'num_samples'", "value 0", "greater than or equal to 1"]),
+    ("grace-over-max", with_(scheduler={"max_epochs": 2, "grace_period": 5}), [], ["grace_period <= max_epochs"]),
+    ("reduction-factor", with_(scheduler={"reduction_factor": 1}), [], ["scheduler.reduction_factor", "greater than 1"]),
+    ("unknown-task", with_(task={"kind": "images"}), [], ["task.kind", "'images'", "charlm, forecast, tabular"]),
+    ("unknown-searcher", with_(searcher="bayes"), [], ["unknown searcher 'bayes'", "grid, hyperopt, random"]),
+    ("unknown-scheduler", with_(scheduler={"kind": "pbt"}), [], ["unknown scheduler 'pbt'", "asha, fifo"]),
+    ("unknown-family", with_(search_space={"families": {"lstn": {}}}), [], ["unknown model family 'lstn'", "gru, lstm, mlp, rnn"]),
+    ("unknown-hparam", with_(search_space={"families": {"mlp": {"hiden": 3}}}), [], ["families.mlp.hiden", "hidden_size"]),
+    ("inverted-range", with_(search_space={"families": {"mlp": {"dropout": {"uniform": [0.5, 0.1]}}}}), [], ["families.mlp.dropout", "`low < high` must hold", "low=0.5, high=0.1"]),
+    ("loguniform-non-positive", with_(search_space={"families": {"mlp": {}}, "train": {"lr": {"loguniform": [0, 0.1]}}}), [], ["train.lr", "`low > 0` must hold"]),
+    ("empty-choice", with_(search_space={"families": {"mlp": {"activation": {"choice": []}}}}), [], ["families.mlp.activation", "at least one option"]),
+    ("bad-option", with_(search_space={"families": {"mlp": {"activation": {"choice": ["relu", "swish"]}}}}), [], ["activation must be one of", "'swish'"]),
+    ("family-cannot-run-task", with_(task={"kind": "tabular"}, search_space={"families": {"lstm": {}}}), [], ["model family 'lstm' cannot run task 'tabular'", "families for this task: mlp"]),
+    ("bidirectional-charlm", with_(task={"kind": "charlm", "max_chars": 5000}, search_space={"families": {"gru": {"bidirectional": {"choice": [False, True]}}}}), [], ["bidirectional must be false", "families.gru"]),
+    ("missing-space-file", with_(search_space="no_such_space.yaml"), [], ["'no_such_space.yaml' is neither a bundled space"]),
+    ("missing-data-file", with_(task={"kind": "forecast", "data": "nowhere.csv"}), [], ["task.data", "file not found", "nowhere.csv"]),
+    ("missing-target-column", lambda t: with_(task={"kind": "tabular", "data": csv(t, "a,b\n1,2\n3,4\n"), "target": "label"}), [], ["task.target", "column 'label' is not in", "columns: a, b"]),
+    ("target-required", lambda t: with_(task={"kind": "tabular", "data": csv(t, "a,b\n1,2\n3,4\n")}), [], ["task.target: required"]),
+    ("non-numeric-csv", lambda t: with_(task={"kind": "forecast", "data": csv(t, "y\n1\n2\nthree\n4\n")}), [], ["column 'y'", "must be numeric", "row 4", "'three'"]),
+    ("series-too-short", lambda t: with_(task={"kind": "forecast", "data": csv(t, "y\n1\n2\n3\n4\n5\n"), "window": 3}), [], ["too little data"]),
+    ("tiny-corpus", lambda t: with_(task={"kind": "charlm", "data": csv(t, "hello world", "c.txt")}), [], ["corpus", "too small", "11 characters"]),
+    ("empty-corpus", lambda t: with_(task={"kind": "charlm", "data": csv(t, "", "e.txt")}), [], ["too small", "0 characters"]),
+    ("binary-corpus", lambda t: with_(task={"kind": "charlm", "data": str(Path(__file__).resolve().parent.parent / "trainables" / "data" / "digits.csv.gz")}), [], ["cannot read", "as UTF-8 text"]),
+    ("metric-not-reported", with_(metric="val_bpc"), [], ["key 'metric'", "'val_bpc'", "forecast reports val_loss, val_rmse"]),
+    ("unknown-metric", with_(metric="val_f1"), [], ["unknown metric 'val_f1'"]),
+    ("fractional-gpus-above-one", with_(resources={"gpu": 1.5}), [], ["gpu above 1 must be a whole number"]),
+    ("impossible-resources", with_(resources={"cpu": 64}), [], ["resources", "cpu=64", "no node has that much"]),
+    ("bad-name", with_(name="a/b"), [], ["key 'name'", "'a/b'"]),
+    ("set-syntax", GOOD, ["--set", "num_samples"], ["expected key=value"]),
+    ("set-value", GOOD, ["--set", "scheduler.max_epochs=0"], ["scheduler.max_epochs", "value 0"]),
+]
+
+
+@pytest.mark.parametrize("case_id,config,extra,needles", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_with_a_clear_message(case_id, config, extra, needles, tmp_path, capsys, ray_session):
+    storage = tmp_path / "storage"
+    if callable(config):
+        config = config(tmp_path)
+    path = tmp_path / "experiment.yaml"
+    if isinstance(config, str):
+        path.write_text(config)
+    else:
+        path.write_text(yaml.safe_dump({**config, "storage": str(storage)}, sort_keys=False))
+    capsys.readouterr()
+    code = main(["run", str(path), *extra, "--storage", str(storage)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, f"{needle!r} not in {err!r}"
+    assert not storage.exists(), "a rejected experiment must write nothing"
+
+
+def test_there_are_at_least_twenty_cases():
+    assert len(CASES) >= 20
+
+
+def test_missing_experiment_file(capsys):
+    assert main(["run", "does/not/exist.yaml"]) == 2
+    assert "experiment file not found" in capsys.readouterr().err
+
+
+def test_good_config_validates(tmp_path, capsys):
+    path = tmp_path / "good.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    assert main(["validate", str(path)]) == 0
