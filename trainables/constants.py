@@ -12,7 +12,9 @@ SAMPLES_PER_S = "samples_per_s"
 EPOCH = "epoch"
 DIVERGED = "diverged"
 NODE = "node"
+NODE_ID = "node_id"  # Ray's node id: tells apart nodes that share an IP (several on one machine)
 DEVICE = "device"
+GPU_IDS = "gpu_ids"  # the GPUs Ray assigned the trial (its CUDA_VISIBLE_DEVICES), whatever torch sees
 
 # Task metrics, with the direction that makes them better.
 BPC = "val_bpc"

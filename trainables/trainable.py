@@ -39,6 +39,9 @@ class TrialSettings:
     steps_per_epoch: int | None = None
     seed: int = 0
     cpus: float = 1.0
+    # A file the driver wrote into the run directory: a trial on a node that cannot see it would write its
+    # checkpoints to that node's own disk, lost to the run, so it refuses to start instead (None: cloud storage).
+    storage_marker: str | None = None
 
 
 def assigned_device() -> torch.device:
@@ -48,6 +51,15 @@ def assigned_device() -> torch.device:
     return torch.device("cpu")
 
 
+def check_storage_visible(marker: str | None, node: str) -> None:
+    """Refuses to run a trial on a node that does not see the run directory (a node-local storage path)."""
+    if marker and not os.path.exists(marker):
+        raise RuntimeError(
+            f"storage not shared: node {node} cannot see {os.path.dirname(marker)}, so its checkpoints would stay on "
+            "that node; set `storage` to a cloud URI (s3://..., gs://...) or a directory every node mounts"
+        )
+
+
 class TorchTrainable(tune.Trainable):
     def setup(self, config: dict[str, Any], data: TaskData, settings: TrialSettings):
         self.data, self.settings = data, settings
@@ -55,6 +67,9 @@ class TorchTrainable(tune.Trainable):
         torch.set_num_threads(max(1, int(settings.cpus)))
         self.device = assigned_device()
         self.node = ray.util.get_node_ip_address() if ray.is_initialized() else "local"
+        self.node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+        self.gpu_ids = [str(g) for g in ray.get_gpu_ids()] if ray.is_initialized() else []
+        check_storage_visible(settings.storage_marker, self.node)
         self.staged = DeviceData.stage(data, self.device)
         self.objective = Objective(data.objective)
         self._start(config)
@@ -75,6 +90,8 @@ class TorchTrainable(tune.Trainable):
                 f"lower batch_size or hidden_size, or give each trial a larger GPU share (resources.gpu): {exc}"
             ) from exc
         result[C.NODE] = self.node
+        result[C.NODE_ID] = self.node_id
+        result[C.GPU_IDS] = ",".join(self.gpu_ids)
         result[C.DEVICE] = f"{self.device}" + (f" ({os.environ.get('CUDA_VISIBLE_DEVICES')})" if self.device.type == "cuda" else "")
         self.last_metric = result[self.settings.metric]
         if result[C.DIVERGED]:
