@@ -1,4 +1,4 @@
-"""TensorBoard: one event stream per trial (curves and HParams), written by the driver, and the server.
+"""TensorBoard: one event stream per trial (curves and HParams), one for the whole search, and the server.
 
 Tune's own TensorBoard logger writes HParams only when a trial ends and, with a conditional space, lists
 only the first trial's hyperparameters as columns. This callback replaces it (being a TBXLoggerCallback,
@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import struct_pb2
+from ray.tune import Callback
 from ray.tune.logger import TBXLoggerCallback
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.plugins.hparams import api_pb2, metadata
@@ -112,6 +114,91 @@ class TrialTensorBoard(TBXLoggerCallback):
     def on_experiment_end(self, trials, **info):
         for trial in list(self._writers):
             self.log_trial_end(trial, failed=False)
+
+
+EXPERIMENT_DIR = "_experiment"  # the search as a whole, a run of its own next to the trials' runs
+EXPERIMENT_TAGS = ("trials_running", "trials_completed", "trials_failed")
+
+
+def experiment_tag(name: str) -> str:
+    return f"experiment/{name}"
+
+
+class ExperimentTensorBoard(Callback):
+    """Writes the search as a whole into `<run>/_experiment/`: the best-so-far metric and trial counts.
+
+    The step of every point is the number of seconds since the experiment started, so TensorBoard's
+    Step axis reads as wall time; the start survives a resume (callback state), so a resumed run
+    continues the same curves instead of restarting at 0 (which TensorBoard would treat as orphaned
+    data). Points are written only when something changes and flushed at once: Tune's final sync of
+    the driver's staging directory runs before `on_experiment_end`, so unflushed points would be lost.
+    """
+
+    def __init__(self, metric: str, mode: str):
+        self.metric, self.mode = metric, mode
+        self.origin: float | None = None
+        self.best: float | None = None
+        self.completed: set[str] = set()
+        self.failed: set[str] = set()
+        self.running: set[str] = set()
+        self._writer = None
+
+    def __getstate__(self):
+        # The tuner pickles its callbacks; an open file writer must not travel with them.
+        return {**self.__dict__, "_writer": None}
+
+    def get_state(self) -> dict:
+        return {"origin": self.origin, "best": self.best, "completed": sorted(self.completed), "failed": sorted(self.failed)}
+
+    def set_state(self, state: dict) -> None:
+        self.origin, self.best = state["origin"], state["best"]
+        self.completed, self.failed = set(state["completed"]), set(state["failed"])
+        self.running = set()  # trials running at the interruption start again and are counted again
+
+    def _log(self, trial, values: dict[str, float]) -> None:
+        now = time.time()
+        if self.origin is None:
+            self.origin = now
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # The experiment's staging directory on the driver, which Tune syncs to `<storage>/<name>/`.
+            self._writer = SummaryWriter(str(Path(trial.storage.experiment_driver_staging_path) / EXPERIMENT_DIR))
+        step = int(round(now - self.origin))
+        for name, value in values.items():
+            self._writer.add_scalar(experiment_tag(name), value, global_step=step, walltime=now)
+        self._writer.flush()
+
+    def _log_counts(self, trial) -> None:
+        counts = (len(self.running), len(self.completed), len(self.failed))
+        self._log(trial, dict(zip(EXPERIMENT_TAGS, counts)))
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.running.add(trial.trial_id)
+        self._log_counts(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        value = result.get(self.metric)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or result.get(C.DIVERGED):
+            return
+        if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
+            self.best = float(value)
+            self._log(trial, {best_key(self.metric): self.best})
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.running.discard(trial.trial_id)
+        self.completed.add(trial.trial_id)
+        self._log_counts(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.running.discard(trial.trial_id)
+        self.failed.add(trial.trial_id)
+        self._log_counts(trial)
+
+    def on_experiment_end(self, trials, **info):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def serve_command(run_dir: Path, port: int, host: str = "127.0.0.1") -> list[str]:
