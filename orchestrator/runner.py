@@ -78,10 +78,25 @@ def run_dir_for(config: ExperimentConfig, explicit_name: bool) -> Path:
     return run_dir
 
 
-def write_experiment(run_dir: Path, exp: Experiment, metric: str, mode: str) -> None:
+def remote_run_dir(config: ExperimentConfig, explicit_name: bool, store) -> Path:
+    """For storage at a URI: a free run name there (same rule as `run_dir_for`), and the local mirror the driver keeps of it."""
+    import tempfile
+
+    name = config.name
+    if store.exists(name):
+        if explicit_name:
+            raise UserError(f"--name {name}: {store.run(name)} already exists; pick another name")
+        n = 2
+        while store.exists(f"{config.name}-{n}"):
+            n += 1
+        name = f"{config.name}-{n}"
+    return Path(tempfile.mkdtemp(prefix="orchestrator-")) / name
+
+
+def write_experiment(run_dir: Path, exp: Experiment, metric: str, mode: str, storage: str | None = None) -> None:
     """The resolved experiment (inline search space, absolute data path, metric and mode) that resume and export reread."""
     resolved = exp.config.model_dump(mode="json")
-    resolved.update(name=run_dir.name, storage=str(run_dir.parent), search_space=exp.space.raw, metric=metric, mode=mode)
+    resolved.update(name=run_dir.name, storage=storage or str(run_dir.parent), search_space=exp.space.raw, metric=metric, mode=mode)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / R.EXPERIMENT_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
 
@@ -107,24 +122,36 @@ def header(exp: Experiment, data: TaskData, run_dir: Path, num_trials: int, conc
     print(f"  run directory: {run_dir}", file=out, flush=True)
 
 
-def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = False, out: TextIO = sys.stdout) -> int:
+def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = False, out: TextIO | None = None) -> int:
     """Runs an experiment end to end; the exit status (0: a trial succeeded, 1: none did)."""
+    out = out or sys.stdout  # looked up per call: a default bound at import would outlive a replaced stdout
     from orchestrator import tuning
+    from orchestrator.storage import Storage
 
     exp = Experiment(resolve_data_path(exp.config, exp.file), exp.space, exp.file)
     data, metric, mode = load_data(exp)
-    run_dir = run_dir_for(exp.config, explicit_name)
+    store = Storage.of(exp.config.storage)
+    # For a URI, run_dir is the driver's local mirror of the run; Tune writes to the URI itself.
+    run_dir = remote_run_dir(exp.config, explicit_name, store) if store.remote else run_dir_for(exp.config, explicit_name)
     exp = Experiment(exp.config.model_copy(update={"name": run_dir.name}), exp.space, exp.file)
     tuning.start_ray(address)
-    tuning.check_capacity(exp.config)
-    write_experiment(run_dir, exp, metric, mode)
-    setup = tuning.build_tuner(exp, data, str(run_dir.parent), metric, mode)
+    tuning.check_capacity(exp.config, out=out)
+    if not store.remote:
+        tuning.check_storage_shared(store.root)
+    write_experiment(run_dir, exp, metric, mode, storage=store.root)
+    if store.remote:
+        store.upload(run_dir / R.EXPERIMENT_FILE, run_dir.name, R.EXPERIMENT_FILE)
+    marker = None if store.remote else str(run_dir / R.EXPERIMENT_FILE)
+    setup = tuning.build_tuner(exp, data, store.root, metric, mode, storage_marker=marker)
     header(exp, data, run_dir, setup.num_trials, exp.config.max_concurrent or tuning.default_concurrency(exp.config), out)
-    return _fit_and_finish(setup, run_dir, exp, data, metric, mode, out)
+    if store.remote:
+        print(f"  stored at: {store.run(run_dir.name)} (the run directory above is this machine's copy)", file=out, flush=True)
+    return _fit_and_finish(setup, run_dir, exp, data, metric, mode, out, store=store if store.remote else None)
 
 
-def resume(run_dir: Path, *, address: str | None = None, out: TextIO = sys.stdout) -> int:
+def resume(run_dir: Path, *, address: str | None = None, out: TextIO | None = None) -> int:
     """Continues an interrupted run: finished trials are kept, unfinished ones resume from their checkpoints."""
+    out = out or sys.stdout
     from ray import tune
 
     from orchestrator import tuning
@@ -140,15 +167,23 @@ def resume(run_dir: Path, *, address: str | None = None, out: TextIO = sys.stdou
     return _fit_and_finish(setup, run_dir, exp, data, metric, mode, out)
 
 
-def _fit_and_finish(setup, run_dir: Path, exp: Experiment, data: TaskData, metric: str, mode: str, out: TextIO) -> int:
+def _fit_and_finish(setup, run_dir: Path, exp: Experiment, data: TaskData, metric: str, mode: str, out: TextIO, store=None) -> int:
     began = time.monotonic()
     grid = setup.tuner.fit()
     elapsed = time.monotonic() - began
+    if store is not None:  # results and checkpoints are at the URI: mirror them before reading
+        store.download(run_dir.name, run_dir)
     # Tune's own SIGINT handler ends fit() early after saving the experiment state; unfinished trials tell.
     interrupted = [t for t in grid._experiment_analysis.trials if t.status in ("PENDING", "RUNNING", "PAUSED")]
     trials = R.load_trials(run_dir)
     best = export_best(run_dir, exp, data, metric, mode) if any(t.best(metric, mode) is not None for t in trials) else None
     summarize(run_dir, exp, trials, best, data.metric, elapsed, out)
+    if store is not None:
+        from orchestrator.storage import fetch_command
+
+        if best is not None:
+            store.upload(run_dir / R.BEST_DIR, run_dir.name, R.BEST_DIR)
+        print(f"Stored at:      {store.run(run_dir.name)}   (fetch: {fetch_command(store.run(run_dir.name), 'runs/' + run_dir.name)})", file=out, flush=True)
     if interrupted:
         print(f"\nInterrupted with {len(interrupted)} trial(s) unfinished; the state is saved. Continue with:\n"
               f"  orchestrator resume {run_dir}", file=out, flush=True)

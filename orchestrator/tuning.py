@@ -30,10 +30,17 @@ os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "60")
 
 
+# `ray up` leaves the autoscaler's config on the head node here; a driver on the head (a Ray Job, or a
+# shell from `ray attach`) reads from it which nodes the cluster can still add.
+BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
+_cluster = {"address": None}  # the address start_ray connected to; None for the embedded local Ray
+
+
 def start_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None) -> None:
     """Starts the embedded local Ray (the default) or connects to a cluster; no-op when Ray already runs.
 
     `address="local"` always starts a fresh in-process instance, never a stale cluster left in /tmp.
+    `address="auto"` (inside a Ray Job, or on a cluster node) or `HOST:PORT` joins an existing cluster.
     Worker output stays in Ray's log files; the progress view reports what matters.
     """
     import ray
@@ -42,31 +49,153 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None, num_gp
         return
     common = dict(log_to_driver=False, logging_level="ERROR", configure_logging=True)
     if address:
-        ray.init(address=address, **common)
+        try:
+            ray.init(address=address, **common)
+        except ConnectionError as exc:
+            raise UserError(_connect_problem(address, exc)) from None
+        _cluster["address"] = address
     else:
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=False, **common)
 
 
-def check_capacity(config: ExperimentConfig) -> None:
-    """Refuses a per-trial request no node of the cluster could ever satisfy (instead of waiting forever)."""
+def _connect_problem(address: str, exc: BaseException) -> str:
+    chain, cause = [], exc
+    while cause is not None:
+        chain.append(f"{type(cause).__name__}: {cause}")
+        cause = cause.__cause__ or cause.__context__
+    text = " ".join(chain)
+    if "InvalidAuthToken" in text or "AuthenticationError" in text:
+        # Ray sends the token only when RAY_AUTH_MODE=token, and never guesses it for an explicit address.
+        return (
+            f"--address {address}: the cluster requires its authentication token; export RAY_AUTH_MODE=token and make "
+            "the cluster's token available as ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH=FILE or RAY_AUTH_TOKEN=VALUE "
+            "(on the head node, `ray get-auth-token` prints it)"
+        )
+    return f"--address {address}: no Ray cluster answers there ({exc}); check HOST:PORT (the head's GCS port, 6379 by default)"
+
+
+def node_types_from_autoscaler(config: dict) -> dict[str, tuple[dict[str, float], int]]:
+    """{node type: (resources of one node, how many the autoscaler may start)} from a `ray up` cluster config."""
+    types = {}
+    for name, spec in config.get("available_node_types", {}).items():
+        count = spec.get("max_workers", config.get("max_workers", 0)) if name != config.get("head_node_type") else 0
+        if count:
+            types[name] = ({k: float(v) for k, v in spec.get("resources", {}).items()}, int(count))
+    return types
+
+
+def autoscaling_node_types() -> dict[str, tuple[dict[str, float], int]] | None:
+    """The node types the connected cluster's autoscaler can add; None for a fixed cluster (or the local Ray)."""
+    import yaml
+
+    if not _cluster["address"]:
+        return None
+    try:  # KubeRay and the v2 autoscaler publish their node groups to the GCS
+        import ray._private.state
+
+        published = ray._private.state.state.get_cluster_config()
+    except Exception:  # an older or newer Ray without it: fall back to the launcher's file
+        published = None
+    if published is not None and published.node_group_configs:
+        return {g.name: ({k: float(v) for k, v in g.resources.items()}, g.max_count if g.max_count >= 0 else 10**6)
+                for g in published.node_group_configs if g.max_count != 0}
+    path = BOOTSTRAP_CONFIG.expanduser()
+    if path.is_file():
+        return node_types_from_autoscaler(yaml.safe_load(path.read_text()) or {}) or None
+    return None
+
+
+def capacity_verdict(need: dict[str, float], nodes: list[dict[str, float]], node_types: dict | None) -> tuple[str, str | None]:
+    """("fits", None) if some node holds one trial now, ("wait", node type) if only a node the autoscaler can
+    add does, ("never", None) otherwise."""
+
+    def holds(resources: dict[str, float]) -> bool:
+        return all(resources.get(k, 0) >= v for k, v in need.items() if v > 0)
+
+    if any(holds(n) for n in nodes):
+        return "fits", None
+    for name, (resources, _count) in (node_types or {}).items():
+        if holds(resources):
+            return "wait", name
+    return "never", None
+
+
+def check_capacity(config: ExperimentConfig, out=None) -> None:
+    """Refuses a per-trial request no node of the cluster could ever satisfy (instead of waiting forever); on an
+    autoscaling cluster that can add a node that fits, says that the run waits for it."""
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    need = {"CPU": config.resources.cpu, "GPU": config.resources.gpu}
+    types = autoscaling_node_types()
+    verdict, node_type = capacity_verdict(need, nodes, types)
+    asks = f"resources: each trial asks for cpu={config.resources.cpu:g}, gpu={config.resources.gpu:g}"
+    if verdict == "wait":
+        res = types[node_type][0]
+        print(f"{asks}; no node has that much yet: waiting for the autoscaler to start `{node_type}` nodes "
+              f"({res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU each; cloud nodes take minutes to boot)",
+              file=out or sys.stdout, flush=True)
+    elif verdict == "never":
+        have = ray.cluster_resources()
+        where = f"cluster: {have.get('CPU', 0):g} CPU, {have.get('GPU', 0):g} GPU in {len(nodes)} node(s)"
+        if types:
+            where += "; nodes it can add: " + ", ".join(f"{n} ({r.get('CPU', 0):g} CPU, {r.get('GPU', 0):g} GPU)" for n, (r, _) in types.items())
+        hint = "lower `resources` or add nodes"
+        if config.resources.gpu > 0 and not have.get("GPU") and not any(r.get("GPU") for r, _ in (types or {}).values()):
+            hint = "this Ray has no GPU: set resources.gpu=0 to train on CPUs, or run on GPU nodes (--address, cluster.yaml)"
+        raise UserError(f"{asks}, but no node has that much ({where}); {hint}")
+
+
+def check_storage_shared(root: str) -> None:
+    """On a multi-node cluster, refuses a storage path that some node cannot see: trials on that node would
+    write their checkpoints to its own disk, where the run never finds them."""
+    import uuid
+
     import ray
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
-    need = {"CPU": config.resources.cpu, "GPU": config.resources.gpu}
-    fits = any(all(n.get("Resources", {}).get(k, 0) >= v for k, v in need.items() if v > 0) for n in nodes)
-    if not fits:
-        have = ray.cluster_resources()
+    if len(nodes) < 2:
+        return
+    root_path = Path(root)
+    made = [p for p in [root_path, *root_path.parents] if not p.exists()]
+    root_path.mkdir(parents=True, exist_ok=True)
+    marker = root_path / f".storage-check-{uuid.uuid4().hex}"
+    marker.write_text("")
+    try:
+        blind = nodes_without(str(marker), nodes)
+    finally:  # leave nothing behind: a rejected run writes nothing
+        marker.unlink()
+        for p in made:
+            p.rmdir()
+    if blind:
         raise UserError(
-            f"resources: each trial asks for cpu={config.resources.cpu}, gpu={config.resources.gpu}, but no node has that much "
-            f"(cluster: {have.get('CPU', 0):g} CPU, {have.get('GPU', 0):g} GPU in {len(nodes)} node(s)); lower `resources` or add nodes"
+            f"storage {root}: {len(blind)} of {len(nodes)} cluster nodes cannot see this directory "
+            f"({', '.join(blind)}); their trials would keep checkpoints on their own disks. Use a cloud URI "
+            "(--storage s3://BUCKET/runs or gs://BUCKET/runs) or a directory that every node mounts"
         )
 
 
+def nodes_without(path: str, nodes: list[dict]) -> list[str]:
+    """The nodes (as `ip/node id`) on which `path` does not exist, asked by a tiny task pinned to each node."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    # os.path.exists itself is the task: a worker runs it without importing this project (or torch).
+    exists = ray.remote(num_cpus=0)(os.path.exists)
+    refs = [exists.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(path) for n in nodes]
+    seen = ray.get(refs, timeout=120)
+    return [f"{n['NodeManagerAddress']}/{n['NodeID'][:8]}" for n, ok in zip(nodes, seen) if not ok]
+
+
 def default_concurrency(config: ExperimentConfig) -> int:
-    """As many trials as the cluster's CPUs (and GPUs) hold at once, capped by num_samples."""
+    """As many trials as the cluster's CPUs (and GPUs) hold at once, capped by num_samples; on an autoscaling
+    cluster, as many as it holds once every node it may add is up."""
     import ray
 
-    have = ray.cluster_resources()
+    have = dict(ray.cluster_resources())
+    for resources, count in (autoscaling_node_types() or {}).values():
+        for key, value in resources.items():
+            have[key] = have.get(key, 0) + value * count
     slots = have.get("CPU", 1) // config.resources.cpu
     if config.resources.gpu > 0:
         slots = min(slots, have.get("GPU", 0) // config.resources.gpu)
@@ -84,8 +213,9 @@ def hparam_types(space) -> dict[str, type]:
     return types
 
 
-def trainable_for(config: ExperimentConfig, data: TaskData, metric: str, mode: str):
-    """The TorchTrainable with the task data (put in the object store once) and its per-trial resources."""
+def trainable_for(config: ExperimentConfig, data: TaskData, metric: str, mode: str, storage_marker: str | None = None):
+    """The TorchTrainable with the task data (put in the object store once: trials on every node of a cluster
+    read it from there, so a data file that exists only where the driver runs is enough) and its per-trial resources."""
     from ray import tune
 
     from trainables.trainable import TorchTrainable, TrialSettings
@@ -97,6 +227,7 @@ def trainable_for(config: ExperimentConfig, data: TaskData, metric: str, mode: s
         steps_per_epoch=config.task.steps_per_epoch,
         seed=config.seed,
         cpus=config.resources.cpu,
+        storage_marker=storage_marker,
     )
     wrapped = tune.with_parameters(TorchTrainable, data=data, settings=settings)
     return tune.with_resources(wrapped, {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
@@ -153,7 +284,7 @@ def callbacks_for(exp: Experiment, metric: str, mode: str, num_trials: int, out=
     return [progress, TrialTensorBoard(metric, mode, hparam_types(exp.space)), ExperimentTensorBoard(metric, mode)]
 
 
-def build_tuner(exp: Experiment, data: TaskData, storage: str, metric: str, mode: str, *, out=None) -> TuneSetup:
+def build_tuner(exp: Experiment, data: TaskData, storage: str, metric: str, mode: str, *, out=None, storage_marker: str | None = None) -> TuneSetup:
     """A Tuner for a new experiment: searcher x scheduler x resources, actors reused across trials."""
     from ray import tune
 
@@ -162,7 +293,7 @@ def build_tuner(exp: Experiment, data: TaskData, storage: str, metric: str, mode
     searcher = SEARCHERS[config.searcher](exp.space, metric, mode, config.seed, num_trials)
     callbacks = callbacks_for(exp, metric, mode, num_trials, out=out)
     tuner = tune.Tuner(
-        trainable_for(config, data, metric, mode),
+        trainable_for(config, data, metric, mode, storage_marker),
         tune_config=tune.TuneConfig(
             metric=metric,
             mode=mode,

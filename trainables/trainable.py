@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,9 @@ class TorchTrainable(tune.Trainable):
                 f"GPU out of memory on {self.device} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}): "
                 f"lower batch_size or hidden_size, or give each trial a larger GPU share (resources.gpu): {exc}"
             ) from exc
+        # Tune fills `timestamp` in whole seconds unless the trainable sets it; the exact end of the epoch (with
+        # time_this_iter_s) tells when each trial held its CPU/GPU share, e.g. to check GPU packing.
+        result["timestamp"] = time.time()
         result[C.NODE] = self.node
         result[C.NODE_ID] = self.node_id
         result[C.GPU_IDS] = ",".join(self.gpu_ids)

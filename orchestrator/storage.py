@@ -1,0 +1,90 @@
+"""Where runs live: a local directory, or a URI (s3://, gs://, file://...) reached through pyarrow.
+
+Ray Tune writes a run to either kind the same way (`storage_path` goes to pyarrow). The orchestrator
+itself reads results and exports the best model from plain files, so for a URI it keeps a local mirror
+of the run: it uploads what it writes (experiment.yaml, best/) and downloads what Tune wrote before
+reading it. A directory every node of a cluster mounts (NFS, EFS, Filestore) is a local path here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import UserError
+
+
+def is_uri(location: str) -> bool:
+    """True for `scheme://...` (cloud storage or file://), False for a filesystem path."""
+    return "://" in location
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The storage root that runs are created under: an absolute local path or a URI."""
+
+    root: str
+
+    @classmethod
+    def of(cls, location: str) -> "Storage":
+        if not is_uri(location):
+            return cls(str(Path(location).expanduser().resolve()))
+        store = cls(location.rstrip("/"))
+        store._fs()  # an unknown scheme or a malformed URI fails here, before anything is written
+        return store
+
+    @property
+    def remote(self) -> bool:
+        return is_uri(self.root)
+
+    def run(self, name: str) -> str:
+        """The location of run `name` under this root (what `orchestrator best`/`export` are given)."""
+        return f"{self.root}/{name}" if self.remote else str(Path(self.root) / name)
+
+    def _fs(self):
+        import pyarrow.fs
+
+        try:
+            return pyarrow.fs.FileSystem.from_uri(self.root)
+        except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, OSError, ValueError) as exc:
+            raise UserError(f"storage {self.root}: not a storage location pyarrow can open: {exc}") from None
+
+    def _path(self, name: str, relpath: str = "") -> tuple[object, str]:
+        fs, base = self._fs()
+        return fs, "/".join(p for p in (base.rstrip("/"), name, relpath) if p)
+
+    def exists(self, name: str) -> bool:
+        import pyarrow.fs
+
+        fs, path = self._path(name)
+        try:
+            return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+        except OSError as exc:
+            raise UserError(f"storage {self.root}: cannot be read ({exc}); check the credentials of this machine") from None
+
+    def upload(self, local: Path, name: str, relpath: str) -> None:
+        """Copies a local file or directory to `<run>/<relpath>`."""
+        import pyarrow.fs
+
+        fs, path = self._path(name, relpath)
+        if local.is_dir():
+            fs.create_dir(path, recursive=True)
+            pyarrow.fs.copy_files(str(local), path, source_filesystem=pyarrow.fs.LocalFileSystem(), destination_filesystem=fs)
+        else:
+            fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            with fs.open_output_stream(path) as dst:
+                dst.write(local.read_bytes())
+
+    def download(self, name: str, local: Path) -> Path:
+        """Copies the whole run to `local` (created if missing); returns it."""
+        import pyarrow.fs
+
+        fs, path = self._path(name)
+        local.mkdir(parents=True, exist_ok=True)
+        pyarrow.fs.copy_files(path, str(local), source_filesystem=fs, destination_filesystem=pyarrow.fs.LocalFileSystem())
+        return local
+
+
+def fetch_command(run: str, dest: str) -> str:
+    """A shell command that copies a run stored at a URI to a local directory (pyarrow ships with Ray)."""
+    return f"python -c \"import pyarrow.fs as f; f.copy_files('{run}', '{dest}')\""
