@@ -98,6 +98,15 @@ def _tensorboard(args) -> int:
     return serve(run_dir, args.port, args.host)
 
 
+def _report(args) -> int:
+    from orchestrator.report import write_report
+
+    out, model = write_report(Path(args.run_dir), Path(args.out) if args.out else None)
+    summary = model["summary"]
+    print(f"wrote {out}: {summary['trials']} trial(s), {summary['state']}")
+    return 0
+
+
 def _sample(args) -> int:
     from trainables import load_model, sample_text
 
@@ -175,6 +184,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--port", type=int, default=6006)
     c.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 exposes it)")
     c.set_defaults(func=_tensorboard)
+
+    c = sub.add_parser("report", help="a self-contained HTML report of a run (also while it runs)")
+    c.add_argument("run_dir")
+    c.add_argument("--out", help="where to write it (default: RUN_DIR/report.html)")
+    c.set_defaults(func=_report)
 
     c = sub.add_parser("sample", help="generate text from an exported charlm model")
     c.add_argument("model")

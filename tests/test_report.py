@@ -1,0 +1,231 @@
+"""`orchestrator report` over a real (small) run: every section holds that run's own numbers, and the page renders.
+
+One real run is shared by the whole module (a few seconds of tuning on 2 CPUs); the partial-run test
+works on a copy of it with the files a still-running experiment has.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from orchestrator import results as R
+from orchestrator.cli import main
+from orchestrator.report import CLOCK_S, RUNNING, SECTIONS, TimeAxis, build_report, render_html, sessions, write_report
+from trainables import constants as C
+
+MAX_EPOCHS, CONCURRENT = 4, 2
+
+
+@pytest.fixture(scope="module")
+def run_dir(ray_session, tmp_path_factory) -> Path:
+    """A finished run of the tiny charlm experiment (the same shape as conftest's `tiny_experiment`, but module-scoped)."""
+    root = tmp_path_factory.mktemp("report")
+    config = {
+        "name": "tiny",
+        "task": {"kind": "charlm", "max_chars": 20000, "seq_len": 32},
+        "search_space": {
+            "families": {
+                "lstm": {"hidden_size": {"choice": [16, 32]}},
+                "gru": {"hidden_size": {"choice": [16, 32]}},
+                "mlp": {"hidden_size": {"choice": [32, 64]}, "context": {"choice": [4, 8]}},
+            },
+            "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}, "batch_size": 32},
+        },
+        "searcher": "hyperopt",
+        "scheduler": {"kind": "asha", "max_epochs": MAX_EPOCHS, "grace_period": 1, "reduction_factor": 2},
+        "num_samples": 8,
+        "max_concurrent": CONCURRENT,
+        "storage": str(root / "runs"),
+        "seed": 0,
+    }
+    path = root / "exp.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["run", str(path)]) == 0
+    return root / "runs" / "tiny"
+
+
+@pytest.fixture(scope="module")
+def model(run_dir) -> dict:
+    return build_report(run_dir)
+
+
+def usable_rows(trial: R.TrialRecord, metric: str) -> list[dict]:
+    return [r for r in trial.rows if isinstance(r.get(metric), float) and not r.get(C.DIVERGED) and math.isfinite(r[metric])]
+
+
+@pytest.mark.timeout(300)
+def test_summary_counts_every_trial(run_dir, model):
+    trials = R.load_trials(run_dir)
+    s = model["summary"]
+    assert s["trials"] == s["planned"] == len(trials) == 8
+    assert sum(s["status_counts"].values()) == 8 and RUNNING not in s["status_counts"]
+    assert s["state"] == "finished" and s["metric"] == C.BPC and s["families"] == ["lstm", "gru", "mlp"]
+
+
+def test_best_so_far_follows_every_result(run_dir, model):
+    trials = R.load_trials(run_dir)
+    data = model["best-so-far"]
+    everything = [r[C.BPC] for t in trials for r in usable_rows(t, C.BPC)]
+    assert sorted(data["all_value"]) == sorted(everything)
+    assert data["value"][-1] == min(everything)
+    assert all(b < a for a, b in zip(data["value"], data["value"][1:])), "the best-so-far line only ever improves"
+    assert data["t"] == sorted(data["t"]) and data["t"][0] >= 0 and data["end"] >= data["t"][-1]
+    best_trial = min(trials, key=lambda t: t.best(C.BPC, "min"))
+    assert data["trial_id"][-1] == best_trial.trial_id
+
+
+def test_learning_curves_end_at_asha_rungs(run_dir, model):
+    data = model["learning-curves"]
+    assert data["rungs"] == [1, 2, 4] and data["max_epochs"] == MAX_EPOCHS
+    by_id = {c["trial_id"]: c for c in data["trials"]}
+    trials = R.load_trials(run_dir)
+    assert set(by_id) == {t.trial_id for t in trials}
+    for t in trials:
+        curve = by_id[t.trial_id]
+        assert curve["epochs"] == [r["training_iteration"] for r in usable_rows(t, C.BPC)]
+        assert curve["values"] == [r[C.BPC] for r in usable_rows(t, C.BPC)]
+        if curve["status"] == "stopped early":
+            assert curve["epochs"][-1] in data["rungs"] and curve["epochs"][-1] < MAX_EPOCHS
+        elif curve["status"] == "finished":
+            assert curve["epochs"][-1] == MAX_EPOCHS
+    assert any(c["status"] == "stopped early" for c in data["trials"]), "ASHA stops some of 8 trials at 4 epochs"
+
+
+def test_families_and_parallel_coordinates_hold_each_trials_values(run_dir, model):
+    trials = {t.trial_id: t for t in R.load_trials(run_dir)}
+    fam = model["families"]
+    for family, ids in fam["trial_ids"].items():
+        assert fam["values"][family] == [trials[i].best(C.BPC, "min") for i in ids]
+        assert all(trials[i].family == family for i in ids)
+    assert sum(len(v) for v in fam["trial_ids"].values()) == len(trials)
+    assert set(fam["order"]) | set(fam["untried"]) == {"lstm", "gru", "mlp"}
+    medians = [float(np.median(fam["values"][f])) for f in fam["order"]]
+    assert medians == sorted(medians), "families are shown best (lowest median) first"
+
+    par = model["parallel-coordinates"]
+    names = [a["name"] for a in par["axes"]]
+    assert names[0] == "family" and "lr" in names and "batch_size" not in names  # batch_size is a constant
+    assert next(a for a in par["axes"] if a["name"] == "lr")["log"] is True  # the space samples lr log-uniformly
+    for line in par["trials"]:
+        hp = trials[line["trial_id"]].hparams()
+        assert line["values"] == [hp.get(n) for n in names]
+        assert line["metric"] == trials[line["trial_id"]].best(C.BPC, "min")
+
+
+def test_importance_comes_from_fanova_over_the_shared_hyperparameters(run_dir, model):
+    imp = model["importance"]
+    trials = R.load_trials(run_dir)
+    hps = [t.hparams() for t in trials]
+    varying = {k for h in hps for k in h if len({repr(x.get(k)) for x in hps}) > 1}
+    shared = {k for k in varying if all(k in h for h in hps)}
+    assert imp["note"] is None and imp["n_trials"] == len(trials)
+    assert set(imp["importances"]) == shared and {"family", "lr"} <= shared
+    assert set(imp["conditional"]) == varying - shared
+    assert all(0 <= v <= 1 for v in imp["importances"].values())
+    assert sum(imp["importances"].values()) == pytest.approx(1.0)
+    assert list(imp["importances"].values()) == sorted(imp["importances"].values(), reverse=True)
+
+
+def test_timeline_puts_trials_on_at_most_max_concurrent_slots(run_dir, model):
+    tl = model["timeline"]
+    trials = R.load_trials(run_dir)
+    assert sorted(b["trial_id"] for b in tl["bars"]) == sorted(t.trial_id for t in trials)  # one session each: no resume
+    assert 1 <= tl["slots"] <= CONCURRENT and tl["max_concurrent"] == CONCURRENT
+    assert all(0 <= b["start"] < b["end"] for b in tl["bars"])
+    for slot in range(tl["slots"]):
+        bars = sorted((b for b in tl["bars"] if b["slot"] == slot), key=lambda b: b["start"])
+        assert all(b["start"] >= a["end"] - 2 * CLOCK_S for a, b in zip(bars, bars[1:])), "bars on one slot follow each other"
+    assert 0 < tl["utilization"] <= 1
+
+
+def test_leaderboard_ranks_trials_and_shows_the_test_metric(run_dir, model):
+    lb = model["leaderboard"]
+    values = [row["best"] for row in lb["rows"]]
+    assert values == sorted(values) and len(values) == 8
+    exported = json.loads((run_dir / "best" / "metrics.json").read_text())
+    assert lb["best"]["trial_id"] == exported["trial_id"] == lb["rows"][0]["trial_id"]
+    assert lb["best"]["metrics"]["test_bpc"] == exported["metrics"]["test_bpc"]
+
+
+def test_cli_writes_one_self_contained_page(run_dir, model, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", str(run_dir), "--out", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    page = out.read_text()
+    for sid in SECTIONS:
+        section = re.search(rf'<section id="{sid}">(.*?)</section>', page, re.S)
+        assert section, f"section {sid} missing"
+        if sid != "leaderboard":
+            images = re.findall(r'src="data:image/png;base64,([^"]+)"', section.group(1))
+            assert len(images) == 1 and base64.b64decode(images[0]).startswith(b"\x89PNG"), sid
+    assert not re.search(r'(src|href)="(?!data:|#)', page), "the page must not load anything from elsewhere"
+    assert model["leaderboard"]["best"]["trial_id"] in page and "test_bpc" in page
+    assert main(["report", str(tmp_path)]) == 2 and "error:" in capsys.readouterr().err
+
+
+def test_report_of_a_run_still_in_progress(run_dir, tmp_path):
+    """The files of a run mid-way: no best/ yet, one trial with two epochs reported, one that has not reported at all."""
+    partial = tmp_path / "tiny"
+    shutil.copytree(run_dir, partial, ignore=shutil.ignore_patterns("checkpoint_*", "best"))
+    finished = next(t for t in R.load_trials(partial) if t.epochs == MAX_EPOCHS)
+    rows = [dict(r, done=False) for r in finished.rows[:2]]
+    (finished.path / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fresh = partial / "gru_00000000"
+    fresh.mkdir()
+    (fresh / "params.json").write_text(json.dumps({"arch": {"family": "gru", "model": {"hidden_size": 16}}, "lr": 0.003, "batch_size": 32}))
+
+    model = build_report(partial)
+    assert model["summary"]["status_counts"][RUNNING] == 2 and model["summary"]["state"].startswith("in progress")
+    curve = next(c for c in model["learning-curves"]["trials"] if c["trial_id"] == finished.trial_id)
+    assert curve["epochs"] == [1, 2] and curve["status"] == RUNNING
+    assert model["leaderboard"]["best"] is None and model["leaderboard"]["rows"][-1]["trial_id"] == "00000000"
+    page = render_html(model)
+    assert "the test metric appears once the run has finished" in page and all(f'id="{sid}"' in page for sid in SECTIONS)
+
+
+def test_a_resumed_trial_has_two_sessions_and_the_pause_is_cut_out():
+    """Result rows as Tune writes them for a trial restored from its checkpoint an hour after an interruption."""
+    t0 = 1_700_000_000
+
+    def row(ts, it, since_restore, it_since_restore):
+        return {"timestamp": ts, "training_iteration": it, "time_this_iter_s": 2.0, "time_since_restore": since_restore,
+                "iterations_since_restore": it_since_restore}
+
+    rows = [row(t0 + 2, 1, 2.0, 1), row(t0 + 4, 2, 4.0, 2), row(t0 + 3604, 3, 2.0, 1), row(t0 + 3606, 4, 4.0, 2)]
+    spans = sessions(rows)
+    assert len(spans) == 2 and spans[1][0] - spans[0][1] > 3500
+    axis = TimeAxis(spans)
+    assert len(axis.pauses) == 1 and axis.marks()[0]["hidden_s"] > 3500
+    assert axis(spans[1][1]) - axis(spans[0][0]) < 10, "the hour with nothing running is not on the axis"
+
+
+@pytest.mark.timeout(120)
+def test_report_renders_in_headless_chromium(run_dir, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not chromium:
+        pytest.skip("no headless Chromium on this machine (e.g. `apt-get install chromium`); the HTML itself is checked above")
+    out, _ = write_report(run_dir, tmp_path / "report.html")
+    shot = tmp_path / "report.png"
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                        f"--screenshot={shot}", "--window-size=1400,3000", out.as_uri()],
+                       check=True, capture_output=True, timeout=90)
+    from matplotlib.image import imread
+
+    pixels = imread(shot)[..., :3]
+    assert pixels.shape[:2] == (3000, 1400)
+    # The page itself is white and grey; the figures bring colour. A blank or unstyled page has none.
+    saturation = pixels.max(axis=2) - pixels.min(axis=2)
+    assert (saturation > 0.3).mean() > 0.005
