@@ -113,6 +113,24 @@ def load_trials(run_dir: Path) -> list[TrialRecord]:
     return trials
 
 
+def unfinished_trials(run_dir: Path) -> list[str]:
+    """Trial ids that Tune's latest saved experiment state holds as not finished (what `resume` would continue).
+
+    After Ctrl-C, Tune stops its trials in memory but saves them as RUNNING, so the file, not the
+    in-memory ResultGrid, tells an interrupted search from a finished one.
+    """
+    states = sorted(Path(run_dir).glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    if not states:
+        return []
+    state = json.loads(states[-1].read_text())
+    unfinished = []
+    for trial_json, _ in state.get("trial_data", []):
+        trial = json.loads(trial_json)
+        if trial.get("status") in ("PENDING", "RUNNING", "PAUSED"):
+            unfinished.append(trial.get("trial_id"))
+    return unfinished
+
+
 def read_experiment(run_dir: Path) -> dict[str, Any]:
     return yaml.safe_load((Path(run_dir) / EXPERIMENT_FILE).read_text())
 

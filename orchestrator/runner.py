@@ -169,12 +169,12 @@ def resume(run_dir: Path, *, address: str | None = None, out: TextIO | None = No
 
 def _fit_and_finish(setup, run_dir: Path, exp: Experiment, data: TaskData, metric: str, mode: str, out: TextIO, store=None) -> int:
     began = time.monotonic()
-    grid = setup.tuner.fit()
+    setup.tuner.fit()
     elapsed = time.monotonic() - began
     if store is not None:  # results and checkpoints are at the URI: mirror them before reading
         store.download(run_dir.name, run_dir)
-    # Tune's own SIGINT handler ends fit() early after saving the experiment state; unfinished trials tell.
-    interrupted = [t for t in grid._experiment_analysis.trials if t.status in ("PENDING", "RUNNING", "PAUSED")]
+    # Tune's own SIGINT handler ends fit() early after saving the experiment state with the unfinished trials.
+    interrupted = R.unfinished_trials(run_dir)
     trials = R.load_trials(run_dir)
     best = export_best(run_dir, exp, data, metric, mode) if any(t.best(metric, mode) is not None for t in trials) else None
     summarize(run_dir, exp, trials, best, data.metric, elapsed, out)

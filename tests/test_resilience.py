@@ -145,3 +145,27 @@ def test_diverging_trials_are_marked_and_the_search_succeeds(tmp_path, ray_sessi
     assert {lrs[t] for t, s in statuses.items() if s == "diverged"} == {1.0e6}
     assert {lrs[t] for t, s in statuses.items() if s == "finished"} == {0.003}
     assert board["best"]["hyperparameters"]["lr"] == 0.003
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path):
+    path = write(tmp_path, num_samples=4)
+    run_dir = tmp_path / "runs" / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(path)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 200
+        while time.monotonic() < deadline and not any(rows(d) for d in trial_dirs(run_dir)):
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole foreground group
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out + err
+    assert f"orchestrator resume {run_dir}" in out
+    assert "Traceback" not in err
+    resumed = subprocess.run([sys.executable, "-m", "orchestrator", "resume", str(run_dir)], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=240, start_new_session=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert len(trial_dirs(run_dir)) == 4
