@@ -29,7 +29,7 @@ from orchestrator import results as R
 from trainables import constants as C
 
 RUNNING = "running"  # no final result yet: still running, or interrupted and not resumed (yet)
-CLOCK_S = 1.0  # Tune stamps results in whole seconds: two times closer than this cannot be ordered
+CLOCK_S = 1.0  # Tune's own timestamps are whole seconds: two times closer than this cannot be ordered
 PAUSE_S = 60.0  # nothing running for this long means the experiment itself was stopped (then resumed)
 MIN_TRIALS_FOR_IMPORTANCE = 5  # fANOVA fits a forest to (hyperparameters -> metric); fewer points say nothing
 REPORT_FILE = "report.html"
@@ -68,7 +68,8 @@ def usable(row: dict, metric: str) -> bool:
 def timed_rows(rows: list[dict]) -> list[tuple[float, int, dict]]:
     """(wall time, session, row) of each result; a session starts at a trial's first result and after each restore.
 
-    Tune's `timestamp` is whole seconds, so it only bounds a result to its second; within that second
+    The trainable stamps each result with the exact time its epoch ended. Tune's own `timestamp` (runs
+    written before that) is whole seconds: it only bounds a result to its second, and within that second
     the trial's own clock (`time_since_restore`, counted from the start of its session) places it.
     """
     out: list[tuple[float, int, dict]] = []
@@ -82,7 +83,8 @@ def timed_rows(rows: list[dict]) -> list[tuple[float, int, dict]]:
         if session < 0 or iteration <= last_iter:  # the first result, or the counter restarted: a restore
             session, start = session + 1, ts + 0.5 - since
         last_iter = iteration
-        out.append((min(max(start + since, ts), ts + 1.0), session, row))
+        exact = isinstance(ts, float) and not ts.is_integer()
+        out.append((ts if exact else min(max(start + since, ts), ts + 1.0), session, row))
     return out
 
 
@@ -253,7 +255,7 @@ def _importance(scored, metric: str, mode: str, hp: dict, log_names: set[str]) -
 def _slots(bars: list[dict], cap: int | None) -> int:
     """Puts each bar on the lowest worker slot free at its start (greedy); returns how many slots it took.
 
-    Result times are accurate to about a second, so a trial can seem to start just before the one it
+    Where results carry only Tune's whole-second times, a trial can seem to start just before the one it
     followed on its slot ended. With `cap` (the experiment's max_concurrent) known, no more than `cap`
     slots are opened; without it, a bar that overlaps a slot's last bar by less than CLOCK_S goes there
     rather than opening a slot that never existed.
