@@ -1,0 +1,247 @@
+"""The cluster path: cluster.yaml against Ray's own validator, and a real multi-node Ray cluster on this machine
+(a head and a second node, each declaring one logical GPU) running an experiment with fractional GPUs through
+`orchestrator run --address`.
+
+The cluster lives in a subprocess with its own Ray temp dir and token, so the session's local Ray (the
+`ray_session` fixture) and any other Ray on the machine are never touched; it is shut down even when a test fails.
+Without CUDA the trials train on the CPU while Ray still schedules them by GPU: the GPU ids Ray assigned each
+trial (its CUDA_VISIBLE_DEVICES) are what the packing checks read.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator import results as R
+from orchestrator.tuning import capacity_verdict, node_types_from_autoscaler
+from trainables import constants as C
+
+REPO = Path(__file__).resolve().parent.parent
+NODE_GPUS = 1  # logical GPUs declared by each of the two nodes
+GPU_PER_TRIAL = 0.5
+
+# Runs in the subprocess: a head and one more node, then waits until its stdin closes (or SIGTERM).
+CLUSTER_SCRIPT = f"""
+import json, signal, sys
+from ray.cluster_utils import Cluster
+mem = 80 * 1024 * 1024  # small object stores: two nodes on one machine must not claim 30% of RAM each
+cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, num_gpus={NODE_GPUS}, object_store_memory=mem, include_dashboard=False))
+try:
+    cluster.add_node(num_cpus=1, num_gpus={NODE_GPUS}, object_store_memory=mem)
+    cluster.wait_for_nodes()
+    print(json.dumps({{"address": cluster.address}}), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    sys.stdin.read()
+finally:
+    cluster.shutdown()
+"""
+
+
+def cluster_yaml() -> dict:
+    return yaml.safe_load((REPO / "cluster.yaml").read_text())
+
+
+def test_cluster_yaml_passes_rays_validator():
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    raw = cluster_yaml()
+    config = prepare_config(copy.deepcopy(raw))  # merges the provider's defaults, as `ray up` does
+    validate_config(config)  # the JSON schema shipped inside the ray package, plus its own checks
+    workers = config["available_node_types"]["gpu_worker"]
+    assert workers["resources"]["GPU"] >= 2 and workers["min_workers"] == 0 and workers["max_workers"] >= 1
+    assert config["available_node_types"][config["head_node_type"]]["resources"] == {"CPU": 0}
+    # Dashboard and Jobs API only on the head's loopback: reached through `ray dashboard` (SSH), never opened.
+    head_start = " ".join(config["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in head_start and "0.0.0.0" not in head_start
+    assert all("RAY_AUTH_MODE=token" in " ".join(c) for c in (config["head_start_ray_commands"], config["worker_start_ray_commands"]))
+    setup = " ".join(config["setup_commands"])
+    assert "constraints.txt" in setup and "torch-orchestrator" in setup
+
+
+def test_autoscaling_capacity_of_cluster_yaml():
+    """What `check_capacity` decides on the cluster that cluster.yaml describes, right after `ray up` (head only)."""
+    from ray.autoscaler._private.util import prepare_config
+
+    types = node_types_from_autoscaler(prepare_config(cluster_yaml()))
+    assert set(types) == {"gpu_worker"}  # the head is not a type the autoscaler adds
+    head_only = [{"CPU": 0.0}]
+    assert capacity_verdict({"CPU": 1, "GPU": 0.25}, head_only, types) == ("wait", "gpu_worker")
+    assert capacity_verdict({"CPU": 4, "GPU": 4}, head_only, types) == ("wait", "gpu_worker")
+    assert capacity_verdict({"CPU": 1, "GPU": 8}, head_only, types) == ("never", None)
+    assert capacity_verdict({"CPU": 1, "GPU": 8}, head_only, None) == ("never", None)
+    assert capacity_verdict({"CPU": 1, "GPU": 0.5}, [{"CPU": 8.0, "GPU": 1.0}], None) == ("fits", None)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A two-node Ray cluster with token auth, in its own process group and temp dir; yields (address, env)."""
+    tmp = tempfile.mkdtemp(prefix="rc", dir="/tmp")  # short: Ray's socket paths live under it
+    env = dict(os.environ, RAY_TMPDIR=tmp, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen([sys.executable, "-c", CLUSTER_SCRIPT], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline()
+        if not line:
+            pytest.fail("the test cluster did not start")
+        yield json.loads(line)["address"], env
+    finally:
+        proc.stdin.close()  # the script shuts the cluster down when its stdin closes
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        _kill_leftovers(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _kill_leftovers(tmp: str) -> None:
+    """Ray processes of this cluster still alive after shutdown (they name its private temp dir)."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if tmp.encode() in (proc / "cmdline").read_bytes():
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
+def cli(args: list[str], env: dict, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def packed_experiment(tmp_path):
+    """Four short trials, each with half a GPU: two fit on a node at once, so both nodes are needed."""
+    config = {
+        "name": "packed",
+        "task": {"kind": "charlm", "max_chars": 20000, "seq_len": 32, "steps_per_epoch": 40},
+        "search_space": {
+            "families": {"gru": {"hidden_size": {"choice": [16, 32]}}, "mlp": {"hidden_size": {"choice": [32, 64]}, "context": {"choice": [4, 8]}}},
+            "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}, "batch_size": 32},
+        },
+        "searcher": "random",
+        "scheduler": {"kind": "fifo", "max_epochs": 3},
+        "num_samples": 4,
+        "resources": {"cpu": 0.5, "gpu": GPU_PER_TRIAL},
+        "storage": str(tmp_path / "runs"),
+        "seed": 0,
+    }
+    path = tmp_path / "packed.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def trial_spans(trials) -> list[tuple[float, float, str, list[str]]]:
+    """(start, end, node id, GPU ids) of each trial, from its epochs' exact end times and durations."""
+    spans = []
+    for t in trials:
+        start = min(r["timestamp"] - r["time_this_iter_s"] for r in t.rows)
+        end = max(r["timestamp"] for r in t.rows)
+        spans.append((start, end, t.rows[0][C.NODE_ID], t.rows[0][C.GPU_IDS].split(",")))
+    return spans
+
+
+def peak_gpus(spans, node: str | None = None) -> float:
+    """The most GPU shares held at one moment (on one node, or across the cluster)."""
+    events = sorted([(s, GPU_PER_TRIAL) for s, e, n, _ in spans if node in (None, n)] + [(e, -GPU_PER_TRIAL) for s, e, n, _ in spans if node in (None, n)],
+                    key=lambda ev: (ev[0], ev[1]))  # at equal times a release counts before an acquire
+    held = peak = 0.0
+    for _, delta in events:
+        held += delta
+        peak = max(peak, held)
+    return peak
+
+
+@pytest.mark.timeout(300)
+def test_multi_node_run_with_fractional_gpus(cluster, packed_experiment, tmp_path):
+    address, env = cluster
+    done = cli(["run", str(packed_experiment), "--address", address], env, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_dir = tmp_path / "runs" / "packed"
+    assert "Best trial" in done.stdout and str(run_dir) in done.stdout
+
+    trials = R.load_trials(run_dir)
+    assert len(trials) == 4 and all(t.epochs == 3 and not t.error for t in trials)
+    # Every trial got exactly one GPU id from Ray (half of one GPU) and recorded where it ran.
+    for t in trials:
+        assert all(r[C.GPU_IDS] and len(r[C.GPU_IDS].split(",")) == 1 for r in t.rows), t.rows[0]
+        assert all(r[C.NODE] and r[C.DEVICE] == "cpu" for r in t.rows)  # no CUDA here: the assigned share, on CPU
+    spans = trial_spans(trials)
+    nodes = {n for _, _, n, _ in spans}
+    assert len(nodes) == 2, "trials should have run on both nodes"
+    for node in nodes:
+        assert peak_gpus(spans, node) <= NODE_GPUS
+    assert peak_gpus(spans) <= 2 * NODE_GPUS
+
+    # The run directory is complete: TensorBoard streams per trial (read back), checkpoints, best/ export.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for t in trials:
+        events = list(t.path.glob("events.out.tfevents.*"))
+        assert events, f"no TensorBoard file in {t.path}"
+        acc = EventAccumulator(str(t.path))
+        acc.Reload()
+        scalars = acc.Tags()["scalars"]
+        assert any(C.VAL_LOSS in tag for tag in scalars), scalars
+        assert t.checkpoints()
+    from trainables import load_model
+
+    model = load_model(str(run_dir / R.BEST_DIR / R.MODEL_FILE))
+    assert model is not None
+    best = json.loads((run_dir / R.BEST_DIR / R.METRICS_FILE).read_text())
+    assert best["trial_id"] in {t.trial_id for t in trials}
+    assert (run_dir / R.EXPERIMENT_FILE).is_file()
+
+
+@pytest.mark.timeout(120)
+def test_more_gpus_per_trial_than_any_node_fails_fast(cluster, packed_experiment, tmp_path):
+    address, env = cluster
+    began = time.monotonic()
+    done = cli(["run", str(packed_experiment), "--address", address, "--set", "resources.gpu=2"], env, tmp_path, timeout=100)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("error: resources: each trial asks for cpu=0.5, gpu=2, but no node has that much")
+    assert "2 GPU in 2 node(s)" in done.stderr
+    assert not (tmp_path / "runs").exists()  # nothing written
+    assert time.monotonic() - began < 90
+
+
+SEE_SCRIPT = """
+import json, sys
+import ray
+from orchestrator import tuning
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+nodes = [n for n in ray.nodes() if n["Alive"]]
+print(json.dumps({"there": tuning.nodes_without(sys.argv[2], nodes), "missing": tuning.nodes_without(sys.argv[3], nodes)}))
+tuning.check_storage_shared(sys.argv[4])
+print("shared ok")
+"""
+
+
+@pytest.mark.timeout(120)
+def test_storage_visibility_is_asked_of_every_node(cluster, tmp_path):
+    """The probe behind the multi-node storage check: a tiny task pinned to each node looks for a file."""
+    address, env = cluster
+    present = tmp_path / "present.txt"
+    present.write_text("x")
+    storage = tmp_path / "new" / "store"
+    done = subprocess.run([sys.executable, "-c", SEE_SCRIPT, address, str(present), str(tmp_path / "absent.txt"), str(storage)],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[0])
+    assert seen["there"] == [] and len(seen["missing"]) == 2  # both nodes asked, each answering for itself
+    assert done.stdout.splitlines()[1] == "shared ok"
+    assert not (tmp_path / "new").exists()  # the check leaves nothing behind
