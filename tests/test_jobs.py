@@ -1,0 +1,206 @@
+"""`orchestrator submit` through Ray's Jobs API, against a real local head node started with `ray start --head`
+(dashboard on loopback, token authentication on, as cluster.yaml sets it up).
+
+The head runs in its own process group with a private Ray temp dir and token, so neither the session's
+local Ray nor any other Ray on the machine is touched; it is stopped even when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator import results as R
+
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _kill_leftovers(tmp: str) -> None:
+    """Ray processes of this head still alive after it stopped (they name its private temp dir)."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if tmp.encode() in (proc / "cmdline").read_bytes():
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
+@pytest.fixture(scope="module")
+def head():
+    """A Ray head with the dashboard (Jobs API) on 127.0.0.1 and token auth; yields (dashboard URL, client env)."""
+    tmp = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Ray's socket paths live under it
+    env = dict(os.environ, RAY_TMPDIR=tmp, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16),
+               # the job's `python` must be this environment's, as the venv on PATH is on a cluster node
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.pop("RAY_ADDRESS", None)
+    dashboard = free_port()
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    proc = subprocess.Popen(
+        [ray_cli, "start", "--head", "--block", "--port", str(free_port()), "--dashboard-host", "127.0.0.1",
+         "--dashboard-port", str(dashboard), "--num-cpus", "2", "--object-store-memory", "200000000",
+         "--include-dashboard", "true", "--disable-usage-stats"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{dashboard}"
+    try:
+        wait_for_jobs_api(url, env, proc)
+        yield url, env
+    finally:
+        proc.send_signal(signal.SIGTERM)  # `ray start --block` stops its node's processes on SIGTERM
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        _kill_leftovers(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def wait_for_jobs_api(url: str, env: dict, proc, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail("the Ray head exited while starting")
+        try:
+            urllib.request.urlopen(f"{url}/api/version", timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return  # 401 without a token: the server is up
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"no Jobs API at {url} after {timeout:.0f} s")
+
+
+def client_for(url: str, env: dict):
+    """A JobSubmissionClient that shows the test head's token (explicitly: this process may hold another one)."""
+    from ray.job_submission import JobSubmissionClient
+
+    return JobSubmissionClient(url, headers={"Authorization": f"Bearer {env['RAY_AUTH_TOKEN']}"})
+
+
+def submit(args: list[str], env: dict, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestrator", "submit", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def job_id_of(output: str) -> str:
+    return output.split("Submitted job ", 1)[1].split()[0]
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A user's project directory: an experiment file (what gets shipped) and a storage place outside it."""
+    config = {
+        "name": "jobrun",
+        "task": {"kind": "charlm", "max_chars": 20000, "seq_len": 32, "steps_per_epoch": 10},
+        "search_space": {"families": {"gru": {"hidden_size": {"choice": [16, 32]}}}, "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}}},
+        "searcher": "random",
+        "scheduler": {"kind": "fifo", "max_epochs": 2},
+        "num_samples": 2,
+        "resources": {"cpu": 1},
+        "seed": 0,
+    }
+    work = tmp_path / "project"
+    work.mkdir()
+    (work / "exp.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return work
+
+
+@pytest.mark.timeout(240)
+def test_submit_streams_logs_and_propagates_success(head, project, tmp_path):
+    url, env = head
+    store = f"file://{tmp_path / 'store'}"  # a URI: the same pyarrow path as s3:// and gs://
+    done = submit(["exp.yaml", "--address", url, "--storage", store], env, project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    job_id = job_id_of(done.stdout)
+    # The logs streamed here are the run's own output, summary included.
+    for expected in ("Experiment jobrun", "Done in", "Best trial", f"Stored at:      {store}/jobrun", f"Job {job_id} succeeded"):
+        assert expected in done.stdout, expected
+    client = client_for(url, env)
+    assert str(client.get_job_status(job_id)).endswith("SUCCEEDED")
+    assert "Best trial" in client.get_job_logs(job_id)
+    assert client.get_job_info(job_id).entrypoint.startswith("python -m orchestrator run exp.yaml --address auto")
+
+    run_dir = tmp_path / "store" / "jobrun"
+    from trainables import load_model
+
+    assert load_model(str(run_dir / R.BEST_DIR / R.MODEL_FILE)) is not None
+    trials = R.load_trials(run_dir)
+    assert len(trials) == 2 and all(list(t.path.glob("events.out.tfevents.*")) for t in trials)
+    assert R.read_experiment(run_dir)["storage"] == store
+
+
+@pytest.mark.timeout(120)
+def test_failed_job_exit_status_comes_back(head, project, tmp_path):
+    """A run the cluster rejects (a GPU this head does not have) fails the job; its exit status 2 is ours."""
+    url, env = head
+    done = submit(["exp.yaml", "--address", url, "--storage", str(tmp_path / "store"), "--set", "resources.gpu=1"], env, project, timeout=100)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "no node has that much" in done.stdout  # the driver's own error, streamed from the cluster
+    assert f"Job {job_id_of(done.stdout)} failed: " in done.stderr
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_detaches_and_leaves_the_job_running(head, project, tmp_path):
+    url, env = head
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "submit", "exp.yaml", "--address", url, "--storage", str(tmp_path / "store")],
+                            env=env, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    for line in proc.stdout:  # wait until the job runs and its log streams here
+        seen += line
+        if "Running entrypoint" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    job_id = job_id_of(seen)
+    assert proc.returncode == 130, seen + out + err
+    assert f"job {job_id} keeps running" in err
+    assert f"ray job logs -f {job_id} --address {url}" in err and f"ray job stop {job_id} --address {url}" in err
+    client = client_for(url, env)
+    assert str(client.get_job_status(job_id)).split(".")[-1] not in TERMINAL
+    client.stop_job(job_id)  # what the printed `ray job stop` does
+    deadline = time.monotonic() + 60
+    while str(client.get_job_status(job_id)).split(".")[-1] not in TERMINAL and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert str(client.get_job_status(job_id)).endswith("STOPPED")
+
+
+@pytest.mark.timeout(60)
+def test_without_the_token_the_cluster_refuses_with_a_clear_error(head, project):
+    url, env = head
+    no_token = {k: v for k, v in env.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    done = submit(["exp.yaml", "--address", url, "--storage", "/tmp/unused"], no_token, project, timeout=50)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: --address {url}: cannot use the Jobs API there")
+    assert "RAY_AUTH_MODE=token" in done.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["exp.yaml"], "storage 'runs': a relative path would put the results inside the job's temporary working directory"),
+    (["../outside.yaml", "--storage", "/tmp/x"], "is outside the current directory"),
+    (["exp.yaml", "--storage", "/tmp/x", "--set", "num_samples=0"], "num_samples"),
+])
+def test_bad_submissions_fail_before_anything_is_shipped(project, args, message):
+    """Checked here, exit 2, no cluster contacted (the address is never dialled)."""
+    (project.parent / "outside.yaml").write_text((project / "exp.yaml").read_text())
+    done = submit([*args, "--address", "http://127.0.0.1:9"], dict(os.environ), project, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("error: ") and message in done.stderr, done.stderr
