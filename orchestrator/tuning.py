@@ -204,12 +204,9 @@ def default_concurrency(config: ExperimentConfig) -> int:
 
 def hparam_types(space) -> dict[str, type]:
     """Every flat hyperparameter name a trial can have, with its value type (for HParams columns)."""
-    rng = np.random.default_rng(0)
     types: dict[str, type] = {}
-    for family, sub in space.families.items():
-        sample = space.sample(rng)
-        sample["arch"] = {"family": family, "model": {k: (v.sample(rng) if hasattr(v, "sample") else v) for k, v in sub.items()}}
-        types.update({k: type(v) for k, v in TrialConfig.from_tune(sample).flat().items()})
+    for config in space.probes(np.random.default_rng(0)):
+        types.update({k: type(v) for k, v in TrialConfig.from_tune(config).flat().items()})
     return types
 
 
