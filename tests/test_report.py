@@ -21,7 +21,7 @@ import yaml
 
 from orchestrator import results as R
 from orchestrator.cli import main
-from orchestrator.report import CLOCK_S, RUNNING, SECTIONS, TimeAxis, build_report, render_html, sessions, write_report
+from orchestrator.report import CLOCK_S, RUNNING, SECTIONS, TimeAxis, _importance, build_report, render_html, sessions, write_report
 from trainables import constants as C
 
 MAX_EPOCHS, CONCURRENT = 4, 2
@@ -135,6 +135,8 @@ def test_importance_comes_from_fanova_over_the_shared_hyperparameters(run_dir, m
     assert all(0 <= v <= 1 for v in imp["importances"].values())
     assert sum(imp["importances"].values()) == pytest.approx(1.0)
     assert list(imp["importances"].values()) == sorted(imp["importances"].values(), reverse=True)
+    again = _importance(trials[::-1], C.BPC, "min", {t.trial_id: t.hparams() for t in trials}, {"lr"})
+    assert again["importances"] == imp["importances"], "the same run gives the same importances, whatever the file order"
 
 
 def test_timeline_puts_trials_on_at_most_max_concurrent_slots(run_dir, model):
