@@ -54,12 +54,35 @@ class Progress(Callback):
         self.running: set[str] = set()
         self.done = self.early = self.failed = self.diverged = 0
         self.best: tuple[float, str, str] | None = None  # (value, trial_id, description)
+        self.adopted: int | None = None  # trials that had ended before a resume; None until the first step
 
     def _say(self, line: str) -> None:
         print(f"[{clock(time.monotonic() - self.started)}] {line}", file=self.out or sys.stdout, flush=True)
 
     def _better(self, value: float) -> bool:
         return self.best is None or (value < self.best[0] if self.mode == "min" else value > self.best[0])
+
+    def on_step_begin(self, iteration, trials, **info):
+        if self.adopted is None:
+            self._adopt(trials)
+
+    def _adopt(self, trials) -> None:
+        """After a resume, trials that ended before the interruption count as they did then (none in a new run)."""
+        self.adopted = 0
+        for trial in trials:
+            result = trial.last_result or {}
+            if trial.status == "ERROR":
+                self.failed += 1
+            elif trial.status == "TERMINATED":
+                self.done += 1
+                self.diverged += bool(result.get(C.DIVERGED))
+                self.early += not result.get(C.DIVERGED) and result.get("training_iteration", 0) < self.max_epochs
+                best = (trial.metric_analysis or {}).get(self.metric, {}).get(self.mode)
+                if isinstance(best, (int, float)) and not result.get(C.DIVERGED) and self._better(best):
+                    self.best = (best, trial.trial_id, describe(trial.config))
+            else:
+                continue
+            self.adopted += 1
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.running.add(trial.trial_id)
@@ -111,7 +134,7 @@ class Progress(Callback):
         ]
         if self.best:
             parts.append(f"best {self.metric} {self.best[0]:.4g} ({self.best[2]})")
-        if finished:
-            left = elapsed / finished * max(0, self.num_samples - finished)
+        if finished > (self.adopted or 0):  # the pace of this session only: adopted trials took no time in it
+            left = elapsed / (finished - (self.adopted or 0)) * max(0, self.num_samples - finished)
             parts.append(f"~{clock(left)} left")
         self._say(" | ".join(parts))
