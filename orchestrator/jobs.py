@@ -51,11 +51,8 @@ def submit(args) -> int:
         # Progress lines reach the log stream as they are printed, not when a pipe buffer fills.
         "env_vars": {"PYTHONUNBUFFERED": "1"},
     }
-    try:
-        job_id = client.submit_job(entrypoint=shlex.join(command), runtime_env=runtime_env,
-                                   metadata={"experiment": relative.as_posix(), "submitted_by": "orchestrator"})
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise UserError(f"--address {args.address}: the cluster refused the job: {exc}") from None
+    job_id = submit_job(client, args.address, entrypoint=shlex.join(command), runtime_env=runtime_env,
+                        metadata={"experiment": relative.as_posix(), "submitted_by": "orchestrator"})
     follow = f"ray job logs -f {job_id} --address {args.address}"
     stop = f"ray job stop {job_id} --address {args.address}"
     print(f"Submitted job {job_id} to {args.address}: {shlex.join(command)}", flush=True)
@@ -69,6 +66,18 @@ def submit(args) -> int:
         print(f"\nDetached: job {job_id} keeps running on the cluster.\n  follow: {follow}\n  stop:   {stop}",
               file=sys.stderr, flush=True)
         return 130
+
+
+def submit_job(client, address: str, *, wait_s: float = 90, **job) -> str:
+    """Submits, waiting out a head node whose job agent is still starting (Ray answers "No available agent")."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return client.submit_job(**job)
+        except (RuntimeError, ValueError, OSError) as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise UserError(f"--address {address}: the cluster refused the job: {exc}") from None
+            time.sleep(2)
 
 
 def shipped_path(path: Path, workdir: Path, what: str) -> Path:

@@ -35,10 +35,14 @@ GPU_PER_TRIAL = 0.5
 
 # Runs in the subprocess: a head and one more node, then waits until its stdin closes (or SIGTERM).
 CLUSTER_SCRIPT = f"""
-import json, signal, sys
+import json, signal, socket, sys
 from ray.cluster_utils import Cluster
 mem = 80 * 1024 * 1024  # small object stores: two nodes on one machine must not claim 30% of RAM each
-cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, num_gpus={NODE_GPUS}, object_store_memory=mem, include_dashboard=False))
+with socket.socket() as s:  # the head's agent port: its default belongs to whichever Ray took it first
+    s.bind(("127.0.0.1", 0))
+    agent_port = s.getsockname()[1]
+cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=1, num_gpus={NODE_GPUS}, object_store_memory=mem,
+                                                            include_dashboard=False, dashboard_agent_listen_port=agent_port))
 try:
     cluster.add_node(num_cpus=1, num_gpus={NODE_GPUS}, object_store_memory=mem)
     cluster.wait_for_nodes()
@@ -245,3 +249,16 @@ def test_storage_visibility_is_asked_of_every_node(cluster, tmp_path):
     assert seen["there"] == [] and len(seen["missing"]) == 2  # both nodes asked, each answering for itself
     assert done.stdout.splitlines()[1] == "shared ok"
     assert not (tmp_path / "new").exists()  # the check leaves nothing behind
+
+
+def test_a_trial_refuses_a_node_that_cannot_see_the_run_directory(tmp_path):
+    """The guard for nodes that join after the start-up check (an autoscaled node with its own disk)."""
+    from trainables.trainable import check_storage_visible
+
+    marker = tmp_path / "run" / R.EXPERIMENT_FILE
+    with pytest.raises(RuntimeError, match=r"storage not shared: node 10\.0\.0\.7 cannot see .*run.*s3://"):
+        check_storage_visible(str(marker), "10.0.0.7")
+    marker.parent.mkdir()
+    marker.write_text("name: x\n")
+    check_storage_visible(str(marker), "10.0.0.7")
+    check_storage_visible(None, "10.0.0.7")  # cloud storage: nothing to look for

@@ -57,7 +57,9 @@ def head():
     proc = subprocess.Popen(
         [ray_cli, "start", "--head", "--block", "--port", str(free_port()), "--dashboard-host", "127.0.0.1",
          "--dashboard-port", str(dashboard), "--num-cpus", "2", "--object-store-memory", "200000000",
-         "--include-dashboard", "true", "--disable-usage-stats"],
+         "--include-dashboard", "true", "--disable-usage-stats",
+         # the Jobs API runs in the node's agent; its default port belongs to whichever Ray took it first
+         "--dashboard-agent-listen-port", str(free_port())],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     url = f"http://127.0.0.1:{dashboard}"
