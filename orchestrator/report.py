@@ -28,7 +28,7 @@ import numpy as np
 from orchestrator import results as R
 from trainables import constants as C
 
-RUNNING = "running"  # no final result yet: still running, or interrupted and not resumed (yet)
+RUNNING = R.UNFINISHED  # no final result yet: still running, or interrupted and not resumed (yet)
 CLOCK_S = 1.0  # Tune's own timestamps are whole seconds: two times closer than this cannot be ordered
 PAUSE_S = 60.0  # nothing running for this long means the experiment itself was stopped (then resumed)
 MIN_TRIALS_FOR_IMPORTANCE = 5  # fANOVA fits a forest to (hyperparameters -> metric); fewer points say nothing
@@ -55,9 +55,7 @@ SECTIONS = {  # id -> (title, how to read it)
 
 
 def trial_status(trial: R.TrialRecord, max_epochs: int) -> str:
-    """finished / stopped early / failed / diverged, or running while its last result is not a final one."""
-    if not trial.error and not trial.diverged and (not trial.rows or not trial.rows[-1].get("done")):
-        return RUNNING
+    """finished / stopped early / failed / diverged, or running (unfinished) while its last result is not a final one."""
     return trial.status(max_epochs)
 
 

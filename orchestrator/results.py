@@ -23,6 +23,7 @@ EXPERIMENT_FILE = "experiment.yaml"  # the resolved experiment config, written w
 BEST_DIR = "best"
 MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.json"
+UNFINISHED = "unfinished"
 
 
 @dataclass
@@ -57,10 +58,13 @@ class TrialRecord:
         return min(values) if mode == "min" else max(values)
 
     def status(self, max_epochs: int) -> str:
+        """failed / diverged / unfinished (running, or interrupted and not resumed yet) / finished / stopped early."""
         if self.error:
             return "failed"
         if self.diverged:
             return "diverged"
+        if not self.rows or not self.rows[-1].get("done"):
+            return UNFINISHED  # Tune marks a trial's final result `done`, whatever ended it
         if self.epochs >= max_epochs:
             return "finished"
         return "stopped early"
@@ -119,7 +123,9 @@ def unfinished_trials(run_dir: Path) -> list[str]:
     After Ctrl-C, Tune stops its trials in memory but saves them as RUNNING, so the file, not the
     in-memory ResultGrid, tells an interrupted search from a finished one.
     """
-    states = sorted(Path(run_dir).glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    # By name, which carries the session's start time: Tune's final sync rewrites every state file at once,
+    # so their modification times cannot tell the latest session.
+    states = sorted(Path(run_dir).glob("experiment_state-*.json"))
     if not states:
         return []
     state = json.loads(states[-1].read_text())
