@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orchestrator.errors import UserError
 from orchestrator.strategies import SCHEDULERS, SEARCHERS
-from trainables.constants import METRIC_MODES, VAL_LOSS
+from trainables.constants import METRIC_MODES
 from trainables.models import MODELS, families_for
 from trainables.tasks import TASKS
 

@@ -1,8 +1,7 @@
-"""Shared fixtures: one local Ray for the whole session (2 CPUs), and small experiment configs."""
+"""Shared fixtures: one local Ray for the whole session (2 CPUs), the tiny experiment and one finished run of it."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -22,35 +21,46 @@ def ray_session():
     ray.shutdown()
 
 
-@pytest.fixture
-def tiny_experiment(tmp_path):
-    """Writes a small but real experiment YAML and returns a function that writes others like it."""
+# A small but real search: three families (mlp has its own `context`, a conditional space), HyperOpt and
+# ASHA over 4 epochs, 8 trials, 2 at a time; about 15 s on 2 CPUs.
+TINY_MAX_EPOCHS, TINY_CONCURRENT, TINY_TRIALS = 4, 2, 8
 
-    def write(name: str = "exp.yaml", **overrides) -> Path:
-        import yaml
 
-        config = {
-            "name": "tiny",
-            "task": {"kind": "charlm", "max_chars": 20000, "seq_len": 32},
-            "search_space": {
-                "families": {
-                    "lstm": {"hidden_size": {"choice": [16, 32]}},
-                    "gru": {"hidden_size": {"choice": [16, 32]}},
-                    "mlp": {"hidden_size": {"choice": [32, 64]}, "context": {"choice": [4, 8]}},
-                },
-                "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}, "batch_size": 32},
+def tiny_config(storage: Path, **overrides) -> dict:
+    """The tiny experiment as a mapping, with top-level keys replaced by `overrides`."""
+    config = {
+        "name": "tiny",
+        "task": {"kind": "charlm", "max_chars": 20000, "seq_len": 32},
+        "search_space": {
+            "families": {
+                "lstm": {"hidden_size": {"choice": [16, 32]}},
+                "gru": {"hidden_size": {"choice": [16, 32]}},
+                "mlp": {"hidden_size": {"choice": [32, 64]}, "context": {"choice": [4, 8]}},
             },
-            "searcher": "hyperopt",
-            "scheduler": {"kind": "asha", "max_epochs": 4, "grace_period": 1, "reduction_factor": 2},
-            "num_samples": 8,
-            "max_concurrent": 2,
-            "storage": str(tmp_path / "runs"),
-            "seed": 0,
-        }
-        for key, value in overrides.items():
-            config[key] = value
-        path = tmp_path / name
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        return path
+            "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}, "batch_size": 32},
+        },
+        "searcher": "hyperopt",
+        "scheduler": {"kind": "asha", "max_epochs": TINY_MAX_EPOCHS, "grace_period": 1, "reduction_factor": 2},
+        "num_samples": TINY_TRIALS,
+        "max_concurrent": TINY_CONCURRENT,
+        "checkpoint": {"keep": 2},
+        "storage": str(storage),
+        "seed": 0,
+    }
+    config.update(overrides)
+    return config
 
-    return write
+
+@pytest.fixture(scope="session")
+def finished_run(ray_session, tmp_path_factory) -> Path:
+    """One finished tiny run through the CLI, shared read-only by every test that inspects a run
+    (end to end, report, TensorBoard server); a test that alters a run works on a copy."""
+    import yaml
+
+    from orchestrator.cli import main
+
+    root = tmp_path_factory.mktemp("finished")
+    path = root / "exp.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(root / "runs"), sort_keys=False))
+    assert main(["run", str(path)]) == 0
+    return root / "runs" / "tiny"

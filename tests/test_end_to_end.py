@@ -5,7 +5,6 @@ reader), the exported model (loaded without Ray and evaluated to the reported me
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -18,35 +17,6 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from orchestrator.cli import main
 from trainables import constants as C
 from trainables import load_model, sample_text
-
-
-@pytest.fixture(scope="module")
-def finished_run(ray_session, tmp_path_factory):
-    """One tiny but real charlm search (8 trials, ASHA over 4 epochs) shared by the tests of this module."""
-    import yaml
-
-    tmp = tmp_path_factory.mktemp("e2e")
-    config = {
-        "name": "tiny",
-        "task": {"kind": "charlm", "max_chars": 20000, "seq_len": 32},
-        "search_space": {
-            "families": {
-                "lstm": {"hidden_size": {"choice": [16, 32]}},
-                "gru": {"hidden_size": {"choice": [16, 32]}},
-                "mlp": {"hidden_size": {"choice": [32, 64]}, "context": {"choice": [4, 8]}},
-            },
-            "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}, "batch_size": 32},
-        },
-        "scheduler": {"kind": "asha", "max_epochs": 4, "grace_period": 1, "reduction_factor": 2},
-        "num_samples": 8,
-        "max_concurrent": 2,
-        "checkpoint": {"keep": 2},
-        "storage": str(tmp / "runs"),
-    }
-    path = tmp / "exp.yaml"
-    path.write_text(yaml.safe_dump(config))
-    assert main(["run", str(path)]) == 0
-    return tmp / "runs" / "tiny"
 
 
 @pytest.mark.timeout(240)

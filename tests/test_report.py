@@ -17,42 +17,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from orchestrator import results as R
 from orchestrator.cli import main
 from orchestrator.report import CLOCK_S, RUNNING, SECTIONS, TimeAxis, _importance, build_report, render_html, sessions, write_report
 from trainables import constants as C
 
-MAX_EPOCHS, CONCURRENT = 4, 2
+from conftest import TINY_CONCURRENT, TINY_MAX_EPOCHS
+
+MAX_EPOCHS, CONCURRENT = TINY_MAX_EPOCHS, TINY_CONCURRENT
 
 
 @pytest.fixture(scope="module")
-def run_dir(ray_session, tmp_path_factory) -> Path:
-    """A finished run of the tiny charlm experiment (the same shape as conftest's `tiny_experiment`, but module-scoped)."""
-    root = tmp_path_factory.mktemp("report")
-    config = {
-        "name": "tiny",
-        "task": {"kind": "charlm", "max_chars": 20000, "seq_len": 32},
-        "search_space": {
-            "families": {
-                "lstm": {"hidden_size": {"choice": [16, 32]}},
-                "gru": {"hidden_size": {"choice": [16, 32]}},
-                "mlp": {"hidden_size": {"choice": [32, 64]}, "context": {"choice": [4, 8]}},
-            },
-            "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}, "batch_size": 32},
-        },
-        "searcher": "hyperopt",
-        "scheduler": {"kind": "asha", "max_epochs": MAX_EPOCHS, "grace_period": 1, "reduction_factor": 2},
-        "num_samples": 8,
-        "max_concurrent": CONCURRENT,
-        "storage": str(root / "runs"),
-        "seed": 0,
-    }
-    path = root / "exp.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    assert main(["run", str(path)]) == 0
-    return root / "runs" / "tiny"
+def run_dir(finished_run) -> Path:
+    """The session's finished tiny run (conftest), read-only."""
+    return finished_run
 
 
 @pytest.fixture(scope="module")

@@ -18,44 +18,22 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
 from orchestrator import results as R
-from orchestrator.cli import main
 from orchestrator.tensorboard import EXPERIMENT_DIR, best_key, experiment_tag
 from trainables import constants as C
 
+from conftest import TINY_CONCURRENT, TINY_TRIALS
+
 REPO = Path(__file__).resolve().parent.parent
-CONCURRENT = 2
+CONCURRENT = TINY_CONCURRENT
 ALL_STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
 
 
 @pytest.fixture(scope="module")
-def run_dir(ray_session, tmp_path_factory) -> Path:
-    """A finished run of a tiny charlm search over three families (conditional space: mlp has `context`)."""
-    root = tmp_path_factory.mktemp("tb")
-    config = {
-        "name": "tb",
-        "task": {"kind": "charlm", "max_chars": 20000, "seq_len": 32},
-        "search_space": {
-            "families": {
-                "lstm": {"hidden_size": {"choice": [16, 32]}},
-                "gru": {"hidden_size": {"choice": [16, 32]}},
-                "mlp": {"hidden_size": {"choice": [32, 64]}, "context": {"choice": [4, 8]}},
-            },
-            "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}, "batch_size": 32},
-        },
-        "searcher": "hyperopt",
-        "scheduler": {"kind": "asha", "max_epochs": 3, "grace_period": 1, "reduction_factor": 2},
-        "num_samples": 6,
-        "max_concurrent": CONCURRENT,
-        "storage": str(root / "runs"),
-        "seed": 1,
-    }
-    path = root / "exp.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    assert main(["run", str(path)]) == 0
-    return root / "runs" / "tb"
+def run_dir(finished_run) -> Path:
+    """The session's finished tiny run (conftest): three families, mlp with its own `context` hyperparameter."""
+    return finished_run
 
 
 def free_port() -> int:
@@ -111,7 +89,7 @@ def scalars(base: str, run: str, tag: str) -> list[tuple[int, float]]:
 def test_every_trial_curve_is_served(run_dir, server):
     tags = get(f"{server}/data/plugin/scalars/tags")
     trials = R.load_trials(run_dir)
-    assert len(trials) == 6
+    assert len(trials) == TINY_TRIALS
     for t in trials:
         run = t.path.name
         assert {C.BPC, best_key(C.BPC), *C.CURVE_KEYS} <= set(tags[run]), run
