@@ -49,6 +49,7 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None, num_gp
         return
     common = dict(log_to_driver=False, logging_level="ERROR", configure_logging=True)
     if address:
+        _check_reachable(address)
         try:
             ray.init(address=address, **common)
         except ConnectionError as exc:
@@ -56,6 +57,19 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None, num_gp
         _cluster["address"] = address
     else:
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=False, **common)
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT nobody listens on fails in seconds here; Ray itself retries it for minutes."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise UserError(f"--address {address}: nothing answers there ({exc}); check HOST:PORT (the head's GCS port, 6379 by default)") from None
 
 
 def _connect_problem(address: str, exc: BaseException) -> str:

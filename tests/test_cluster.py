@@ -262,3 +262,17 @@ def test_a_trial_refuses_a_node_that_cannot_see_the_run_directory(tmp_path):
     marker.write_text("name: x\n")
     check_storage_visible(str(marker), "10.0.0.7")
     check_storage_visible(None, "10.0.0.7")  # cloud storage: nothing to look for
+
+
+@pytest.mark.timeout(60)
+def test_an_address_nobody_answers_fails_in_seconds(packed_experiment, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = cli(["run", str(packed_experiment), "--address", f"127.0.0.1:{port}"], env, tmp_path, timeout=50)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: --address 127.0.0.1:{port}: nothing answers there")
+    assert not (tmp_path / "runs").exists()
