@@ -152,7 +152,9 @@ def connect(address: str):
             return JobSubmissionClient(address)
     except Exception as exc:  # the client raises ConnectionError, RuntimeError or ValueError by cause
         text = str(exc)
-        if any(word in text for word in ("401", "403", "Unauthorized", "authentication", "Authentication")):
+        if "ray[default]" in text:
+            hint = "this machine lacks Ray's Jobs client: pip install -c constraints.txt -e '.[cluster]'"
+        elif any(word in text for word in ("401", "403", "Unauthorized", "authentication", "Authentication")):
             hint = ("the cluster requires its token: export RAY_AUTH_MODE=token with the cluster's token in "
                     "~/.ray/auth_token (or RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH)")
         else:
