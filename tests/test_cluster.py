@@ -292,7 +292,8 @@ def s3_server(tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     # boto3, pyarrow's S3 client and Ray's workers all read these (AWS_ENDPOINT_URL: the server instead of AWS).
     env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
-               AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", RAY_TMPDIR=tempfile.mkdtemp(prefix="rs", dir="/tmp"))
+               AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", RAY_TMPDIR=tempfile.mkdtemp(prefix="rs", dir="/tmp"),
+               TMPDIR=str(tmp_path))  # the driver's local mirror of the run lands here, not in /tmp
     env.pop("RAY_ADDRESS", None)
     try:
         deadline = time.monotonic() + 30

@@ -48,7 +48,8 @@ def _kill_leftovers(tmp: str) -> None:
 def head():
     """A Ray head with the dashboard (Jobs API) on 127.0.0.1 and token auth; yields (dashboard URL, client env)."""
     tmp = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Ray's socket paths live under it
-    env = dict(os.environ, RAY_TMPDIR=tmp, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16),
+    env = dict(os.environ, RAY_TMPDIR=tmp, TMPDIR=tmp,  # TMPDIR: the jobs' local mirrors of their runs go there too
+               RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16),
                # the job's `python` must be this environment's, as the venv on PATH is on a cluster node
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("RAY_ADDRESS", None)
