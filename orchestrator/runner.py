@@ -205,7 +205,8 @@ def export_best(run_dir: Path, exp: Experiment, data: TaskData, metric: str, mod
 
     from trainables.export import atomic_write, save_model
     from trainables.objectives import Objective
-    from trainables.training import DeviceData, TrialConfig, build_trial, evaluate
+    from trainables.models import build_model
+    from trainables.training import DeviceData, TrialConfig, evaluate
 
     candidates = []
     for trial in R.load_trials(run_dir):
@@ -219,9 +220,11 @@ def export_best(run_dir: Path, exp: Experiment, data: TaskData, metric: str, mod
     device = torch.device("cpu")
     for value, trial, meta, path in candidates:
         config = TrialConfig.from_tune(trial.config)
-        state = build_trial(config, data.spec, device, seed=0, max_epochs=exp.config.scheduler.max_epochs)
+        # Only the weights: an optimizer built here would cost its first-use set-up in this process (torch
+        # imports its compiler stack then, ~1.5 s) and be thrown away.
+        model = build_model(config.family, config.model, data.spec).to(device)
         try:
-            state.load_state_dict(torch.load(path / "state.pt", map_location=device, weights_only=True))
+            model.load_state_dict(torch.load(path / "state.pt", map_location=device, weights_only=True)["model"])
             break
         except (OSError, RuntimeError, EOFError, KeyError) as exc:
             # A checkpoint cut short by a crash while it was being copied: fall back to the next best.
@@ -229,15 +232,15 @@ def export_best(run_dir: Path, exp: Experiment, data: TaskData, metric: str, mod
     else:
         raise UserError(f"{run_dir}: none of the {len(candidates)} checkpoints could be read")
     staged, objective = DeviceData.stage(data, device), Objective(data.objective)
-    val_loss, val_metric = evaluate(state.model, staged, "val", objective)
-    test_loss, test_metric = evaluate(state.model, staged, "test", objective)
+    val_loss, val_metric = evaluate(model, staged, "val", objective)
+    test_loss, test_metric = evaluate(model, staged, "test", objective)
     metrics = {C.VAL_LOSS: val_loss, data.metric: val_metric, "test_loss": test_loss, C.test_key(data.metric): test_metric}
     best_dir = run_dir / R.BEST_DIR
     model_path = out_path or best_dir / R.MODEL_FILE
     save_model(
         model_path, family=config.family, model_config=config.model, train_config=config.flat(), spec=data.spec,
         task=data.kind, objective=data.objective, metric=data.metric, preprocessing=data.preprocessing,
-        metrics=metrics, state_dict=state.model.state_dict(),
+        metrics=metrics, state_dict=model.state_dict(),
     )
     if out_path is None:
         record = {"trial_id": trial.trial_id, "trial_dir": str(trial.path), "checkpoint": str(path), "epoch": meta["epoch"],
