@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from orchestrator import results as R
 from orchestrator.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,6 +36,16 @@ def rows(trial_dir: Path) -> list[dict]:
 
 def trial_dirs(run_dir: Path) -> list[Path]:
     return sorted(p for p in run_dir.iterdir() if (p / "params.json").is_file()) if run_dir.is_dir() else []
+
+
+def saved_as_terminated(run_dir: Path) -> set[str]:
+    """Trial ids Tune's latest saved experiment state records as finished."""
+    states = sorted(run_dir.glob("experiment_state-*.json")) if run_dir.is_dir() else []
+    try:
+        state = json.loads(states[-1].read_text()) if states else {}
+    except json.JSONDecodeError:  # caught mid-write
+        return set()
+    return {json.loads(t)["trial_id"] for t, _ in state.get("trial_data", []) if json.loads(t).get("status") == "TERMINATED"}
 
 
 def write(tmp: Path, **changes) -> Path:
@@ -58,35 +69,32 @@ def write(tmp: Path, **changes) -> Path:
 
 @pytest.mark.timeout(420)
 def test_driver_sigkill_then_resume(tmp_path):
-    path = write(tmp_path)
+    path = write(tmp_path, num_samples=8, task={"kind": "charlm", "max_chars": 150000, "seq_len": 32})
     run_dir = tmp_path / "runs" / "r"
     log = (tmp_path / "run.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(path)], cwd=tmp_path, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            done = [d for d in trial_dirs(run_dir) if any(r.get("training_iteration") == 6 for r in rows(d))]
-            if len(done) >= 2:
-                break
+        # Kill as soon as Tune's saved state records two finished trials: resume must not run those again.
+        while len(saved_as_terminated(run_dir)) < 2:
             assert proc.poll() is None, (tmp_path / "run.log").read_text()
-            time.sleep(0.2)
-        else:
-            pytest.fail("no two trials finished in time")
-        time.sleep(3)  # the experiment state is saved every 2 s: let it record the finished trials
+            assert time.monotonic() < deadline, "no two trials finished in time"
+            time.sleep(0.1)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and every Ray process it started, without warning
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    finished_before = {d.name: rows(d) for d in trial_dirs(run_dir) if any(r.get("training_iteration") == 6 for r in rows(d))}
+    finished_before = {d.name: rows(d) for d in trial_dirs(run_dir) if d.name.split("_", 1)[1] in saved_as_terminated(run_dir)}
     assert len(finished_before) >= 2
+    assert R.unfinished_trials(run_dir) or len(trial_dirs(run_dir)) < 8, "killed too late: nothing left to resume"
     assert not (run_dir / "best" / "model.pt").exists(), "killed before the end: no export yet"
 
     resumed = subprocess.run([sys.executable, "-m", "orchestrator", "resume", str(run_dir)], cwd=tmp_path,
                              capture_output=True, text=True, timeout=300, start_new_session=True)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     dirs = trial_dirs(run_dir)
-    assert len(dirs) == 6, [d.name for d in dirs]
+    assert len(dirs) == 8, [d.name for d in dirs]
     for d in dirs:
         iterations = [r["training_iteration"] for r in rows(d)]
         assert iterations.count(1) == 1, f"{d.name} started over instead of resuming: {iterations}"
