@@ -1,0 +1,30 @@
+"""The orchestrator contender: the workload as an experiment file, run through the real `orchestrator run`.
+
+Nothing is reimplemented here: the command line's own entry point runs in this process (load data, start
+Ray, tune, export the best model), and the figures are read back from the run directory it wrote.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.workload import TrialFigures, Workload, experiment, figures
+
+
+def run(w: Workload, workdir: Path) -> dict[str, Any]:
+    began = time.perf_counter()
+    import yaml
+
+    from orchestrator import results as R
+    from orchestrator.cli import main
+
+    file = workdir / "experiment.yaml"
+    file.write_text(yaml.safe_dump(experiment(w, str(workdir / "runs")), sort_keys=False))
+    rc = main(["run", str(file), "--name", "bench"])
+    wall = time.perf_counter() - began
+    if rc != 0:
+        raise RuntimeError(f"orchestrator run exited with {rc}")
+    trials = [TrialFigures.from_rows(t.rows, finished=t.error is None) for t in R.load_trials(workdir / "runs" / "bench")]
+    return figures(trials, wall, w.concurrent)

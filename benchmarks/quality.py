@@ -1,0 +1,204 @@
+"""Quality benchmark: ASHA + TPE against random search without early stopping, at equal budget.
+
+    python -m benchmarks.quality --seeds 5
+
+Both strategies run through the orchestrator's own path (experiment config, searcher and scheduler
+registries, `tuning.build_tuner`, the one trainable) on the built-in forecast task (yearly sunspots),
+over the bundled `forecast` space (four model families), once per seed, in one local Ray.
+
+The budget is counted in training epochs, the unit both strategies spend: random search runs
+`--random-trials` trials of `--max-epochs` epochs each; ASHA + TPE gets more trials (ASHA stops most of
+them early) and is cut off at the same number of epochs. Trials run one at a time, so the order in which
+epochs were spent, and the best validation RMSE after each of them, are exact. Reported per strategy:
+the best validation metric at the budget (median and range over seeds), and the epochs and training
+seconds it took to reach the target = the median over seeds of random search's best at the budget.
+Wall time is not the unit: it mixes in Ray's start-up and whatever else the machine is doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+STRATEGIES = {
+    "asha_tpe": ("hyperopt", "asha", "ASHA + TPE"),
+    "random_fifo": ("random", "fifo", "random search, no early stopping"),
+}
+
+
+@dataclass
+class Curve:
+    """One search: after each epoch spent (in order), the epochs so far, training seconds so far, best so far."""
+
+    epochs: list[int]
+    seconds: list[float]
+    best: list[float]
+
+    def at_budget(self, budget: int) -> float:
+        kept = [b for e, b in zip(self.epochs, self.best) if e <= budget]
+        return kept[-1] if kept else math.inf
+
+    def to_reach(self, target: float, budget: int) -> tuple[float, float]:
+        """(epochs, training seconds) when the best so far first reached `target` within the budget; inf if never."""
+        for e, s, b in zip(self.epochs, self.seconds, self.best):
+            if e > budget:
+                break
+            if b <= target:
+                return float(e), s
+        return math.inf, math.inf
+
+
+def experiment(strategy: str, seed: int, args, storage: str) -> dict[str, Any]:
+    searcher, scheduler, _ = STRATEGIES[strategy]
+    trials = args.random_trials if strategy == "random_fifo" else args.asha_trials
+    return {
+        "name": f"quality-{strategy}-{seed}",
+        "task": {"kind": "forecast"},
+        "search_space": "forecast",
+        "searcher": searcher,
+        "scheduler": {"kind": scheduler, "max_epochs": args.max_epochs, "grace_period": args.grace_period, "reduction_factor": args.reduction_factor},
+        "num_samples": trials,
+        "max_concurrent": 1,  # one at a time: the order in which epochs are spent is exact
+        "resources": {"cpu": 1, "gpu": 0},
+        "checkpoint": {"keep": 1},
+        "seed": seed,
+        "storage": storage,
+        "max_failures": 0,
+    }
+
+
+def run_search(raw: dict[str, Any], storage: Path) -> Curve:
+    """One search through the orchestrator's tuning path; its curve read back from the run directory."""
+    from orchestrator import results as R
+    from orchestrator import tuning
+    from orchestrator.config import Experiment, check_space, parse_config
+    from orchestrator.runner import load_data
+
+    file = storage / f"{raw['name']}.yaml"
+    config = parse_config(raw, str(file))
+    exp = Experiment(config, check_space(config, file), file)
+    data, metric, mode = load_data(exp)
+    setup = tuning.build_tuner(exp, data, str(storage), metric, mode)
+    with contextlib.redirect_stdout(io.StringIO()):  # the per-trial progress lines are not the point here
+        setup.tuner.fit()
+    epochs, seconds, best = [], [], []
+    spent, compute, so_far = 0, 0.0, math.inf
+    for trial in R.load_trials(storage / config.name):  # in start order; one trial at a time
+        for row in trial.rows:
+            spent += 1
+            compute += float(row.get("epoch_time_s", 0.0))
+            value = row.get(metric)
+            if isinstance(value, (int, float)) and math.isfinite(value) and not row.get("diverged"):
+                so_far = min(so_far, value)
+            epochs.append(spent)
+            seconds.append(compute)
+            best.append(so_far)
+    return Curve(epochs, seconds, best)
+
+
+def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "not reached"
+    med = statistics.median(values)
+    shown = fmt.format(med) if math.isfinite(med) else "not reached"
+    missing = len(values) - len(finite)
+    note = f", {missing} of {len(values)} never" if missing else ""
+    return f"{shown} ({fmt.format(min(finite))}–{fmt.format(max(finite))}{note})"
+
+
+def report(curves: dict[str, list[Curve]], budget: int, args) -> tuple[str, dict[str, Any]]:
+    target = statistics.median(c.at_budget(budget) for c in curves["random_fifo"])
+    rows, record = [], {"budget_epochs": budget, "target": target, "strategies": {}}
+    for strategy, runs in curves.items():
+        finals = [c.at_budget(budget) for c in runs]
+        reach = [c.to_reach(target, budget) for c in runs]
+        rec = {"best_at_budget": finals, "epochs_to_target": [r[0] for r in reach], "seconds_to_target": [r[1] for r in reach]}
+        record["strategies"][strategy] = rec
+        rows.append(
+            f"| {STRATEGIES[strategy][2]} | {spread(finals)} | {spread(rec['epochs_to_target'], '{:.0f}')} | "
+            f"{spread(rec['seconds_to_target'], '{:.1f}')} |"
+        )
+    med = {s: statistics.median(r["epochs_to_target"]) for s, r in record["strategies"].items()}
+    ratio = med["asha_tpe"] / med["random_fifo"] if math.isfinite(med["asha_tpe"]) and math.isfinite(med["random_fifo"]) else math.nan
+    record["epochs_to_target_ratio"] = ratio
+    lines = [
+        f"Forecast task (yearly sunspots), bundled `forecast` space, {len(curves['random_fifo'])} seeds; budget {budget} epochs "
+        f"(random search: {args.random_trials} trials × {args.max_epochs} epochs; ASHA + TPE: up to {args.asha_trials} trials, "
+        f"grace {args.grace_period}, ×{args.reduction_factor}, cut off at the budget); one trial at a time.",
+        f"Target: random search's median best val_rmse at the budget = {target:.3f}.",
+        "",
+        "| strategy | best val_rmse at the budget: median (range) | epochs to reach the target: median (range) | training seconds to reach it |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        f"ASHA + TPE reached the target after {med['asha_tpe']:.0f} epochs (median), {med['asha_tpe'] / budget:.0%} of the budget; "
+        f"random search after {med['random_fifo']:.0f} ({med['random_fifo'] / budget:.0%}); ratio {ratio:.2f}."
+        if ratio == ratio else "One strategy's median never reached the target within the budget.",
+    ]
+    return "\n".join(lines), record
+
+
+def _finite(value: Any) -> Any:
+    """`value` with inf/NaN as None (strict JSON has no infinity; "never reached" reads as null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, default=5, help="searches per strategy, seeds 0..N-1")
+    p.add_argument("--random-trials", type=int, default=12)
+    p.add_argument("--asha-trials", type=int, default=48, help="trials ASHA + TPE may start (it is cut off at the budget)")
+    p.add_argument("--max-epochs", type=int, default=8)
+    p.add_argument("--grace-period", type=int, default=1)
+    p.add_argument("--reduction-factor", type=int, default=2)
+    p.add_argument("--out", default=str(RESULTS_DIR))
+    args = p.parse_args(argv)
+    from orchestrator import tuning
+
+    budget = args.random_trials * args.max_epochs
+    tuning.start_ray(None)
+    curves: dict[str, list[Curve]] = {s: [] for s in STRATEGIES}
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="quality-") as storage:
+        for seed in range(args.seeds):
+            for strategy in STRATEGIES:
+                curve = run_search(experiment(strategy, seed, args, storage), Path(storage))
+                curves[strategy].append(curve)
+                print(f"seed {seed} {STRATEGIES[strategy][2]}: {curve.epochs[-1] if curve.epochs else 0} epochs, "
+                      f"best at budget {curve.at_budget(budget):.3f}", flush=True)
+    text, record = report(curves, budget, args)
+    from benchmarks.harness import machine
+
+    info = machine()
+    text += (f"\n\nWhole study: {time.perf_counter() - began:.0f} s of wall time on {info['cpu']}, {info['cpus']} CPUs; "
+             f"torch {info['torch']}, ray {info['ray']}, hyperopt {info['hyperopt']}.\n")
+    print("\n" + text)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record.update(args=vars(args), machine=info, curves={s: [c.__dict__ for c in cs] for s, cs in curves.items()})
+    (out / "quality.md").write_text(text)
+    (out / "quality.json").write_text(json.dumps(_finite(record), indent=2))
+    print(f"wrote {out / 'quality.md'} and {out / 'quality.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

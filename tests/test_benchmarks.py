@@ -1,0 +1,109 @@
+"""The benchmark harness at its tiny size: it runs all three contenders and writes a well-formed table.
+
+The figures themselves are measured, never asserted (a shared CI machine makes timings meaningless);
+what is checked is that every contender ran the same search and that the table and JSON are complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import harness
+from benchmarks.workload import SIZES, experiment, fixed_configs, search_space
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.timeout(420)
+def test_harness_tiny_writes_a_complete_table(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.harness", "--size", "tiny", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=400,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads((tmp_path / "tiny-search.json").read_text())
+    assert set(record["summary"]) == set(harness.CONTENDERS)
+    for name, figures in record["summary"].items():
+        for key, _, _ in harness.ROWS:
+            assert key in figures, (name, key)
+        assert figures["trials_finished"] == SIZES["tiny"].num_trials, name
+        assert figures["epochs"] >= SIZES["tiny"].num_trials, name  # every trial trained at least one epoch
+        assert figures["wall_s"] > 0 and figures["step_s"] > 0, name
+        assert 0 < figures["busy"] <= 1.5, name  # a fraction; a little above 1 only by clock granularity
+        assert math.isfinite(figures["best"]), name
+    for key in ("cpu", "cpus", "torch", "ray", "optuna"):
+        assert record["machine"][key], key
+
+    table = (tmp_path / "tiny-search.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert header[:4] == ["figure", "orchestrator", "plain Ray Tune", "Optuna"]
+    assert len(header) == 1 + len(harness.CONTENDERS) + len(harness.PAIRS)  # figures, then one ratio per pair
+    body = rows[1:]
+    assert [r.strip("|").split("|")[0].strip() for r in body] == [label for _, label, _ in harness.ROWS]
+    for row in body:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == len(header)
+        for cell in cells[1:]:
+            assert cell == "-" or float(cell) >= 0, row
+    assert "Machine:" in table and "Medians over 1 run(s)" in table
+
+
+def test_the_orchestrator_contender_runs_a_valid_experiment(tmp_path):
+    from orchestrator.config import check_space, parse_config
+
+    for size in SIZES.values():
+        for work in ("search", "fixed"):
+            config = parse_config(experiment(size.with_(work=work), str(tmp_path)), "benchmark")
+            check_space(config, tmp_path / "benchmark.yaml")
+
+
+def test_fixed_work_is_what_the_orchestrators_random_searcher_proposes():
+    """The "identical work" mode hands every contender exactly the configs the orchestrator runs."""
+    from orchestrator.strategies import SEARCHERS
+
+    w = SIZES["tiny"].with_(work="fixed", num_trials=5, seed=3)
+    searcher = SEARCHERS["random"](search_space(), "val_bpc", "min", w.seed, w.num_trials)
+    assert [searcher.suggest(str(i)) for i in range(w.num_trials)] == fixed_configs(w)
+
+
+def test_optuna_translation_covers_every_domain():
+    optuna = pytest.importorskip("optuna")
+    from benchmarks.optuna_baseline import suggest_config
+    from search_spaces import parse_space
+    from trainables.training import TrialConfig
+
+    space = parse_space(
+        {
+            "families": {
+                "lstm": {"hidden_size": {"qloguniform": [16, 128, 8]}, "num_layers": {"randint": [1, 3]}, "dropout": {"uniform": [0.0, 0.3]}},
+                "mlp": {"hidden_size": {"quniform": [32, 256, 32]}, "activation": {"choice": ["relu", "gelu"]}},
+            },
+            "train": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}, "weight_decay": {"quniform": [0.0, 0.01, 0.001]}, "batch_size": 32},
+        },
+        "test space",
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    families = set()
+    for _ in range(40):
+        config = suggest_config(study.ask(), space)
+        trial = TrialConfig.from_tune(config)  # the orchestrator's own parser accepts it
+        families.add(trial.family)
+        model = config["arch"]["model"]
+        if trial.family == "lstm":
+            assert 16 <= model["hidden_size"] <= 128 and model["hidden_size"] % 8 == 0 and isinstance(model["hidden_size"], int)
+            assert model["num_layers"] in (1, 2)  # randint's high is excluded
+            assert 0.0 <= model["dropout"] <= 0.3
+        else:
+            assert model["hidden_size"] in range(32, 257, 32) and model["activation"] in ("relu", "gelu")
+        assert 1e-4 <= config["lr"] <= 1e-2 and config["batch_size"] == 32
+        assert np.isclose(config["weight_decay"] / 0.001, round(config["weight_decay"] / 0.001))
+    assert families == {"lstm", "mlp"}
