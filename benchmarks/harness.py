@@ -189,7 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.repeat):
             for name in names:
                 print(f"[{i + 1}/{args.repeat}] {TITLES[name]} ...", end=" ", flush=True)
-                result = run_child(name, w, Path(logs), i, args.timeout)
+                try:
+                    result = run_child(name, w, Path(logs), i, args.timeout)
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    print(f"\nerror: {exc}", file=sys.stderr)
+                    return 1
                 runs[name].append(result)
                 print(f"{result['wall_s']:.1f} s, {result['epochs']} epochs, busy {result['busy']:.2f} "
                       f"(load average {result['load_before']:.1f} -> {result['load_after']:.1f})", flush=True)
