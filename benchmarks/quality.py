@@ -183,6 +183,15 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def dump(record: dict[str, Any]) -> str:
+    """The record as JSON: indented, except each per-epoch curve, which stays on one line."""
+    head = {k: v for k, v in record.items() if k != "curves"}
+    curves = ",\n".join(
+        f'    "{name}": [\n' + ",\n".join("      " + json.dumps(c) for c in runs) + "\n    ]" for name, runs in record.get("curves", {}).items()
+    )
+    return json.dumps(head, indent=2)[:-2] + ',\n  "curves": {\n' + curves + "\n  }\n}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n")[0])
     p.add_argument("--task", choices=sorted(TASKS), default="forecast")
@@ -219,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     record.update(args=vars(args), machine=info, curves={s: [c.__dict__ for c in cs] for s, cs in curves.items()})
     stem = out / f"quality-{args.task}"
     stem.with_suffix(".md").write_text(text)
-    stem.with_suffix(".json").write_text(json.dumps(_finite(record), indent=2))
+    stem.with_suffix(".json").write_text(dump(_finite(record)))
     print(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.json')}")
     return 0
 
