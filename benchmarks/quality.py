@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    record.update(args=vars(args), machine=info, curves={s: [c.__dict__ for c in cs] for s, cs in curves.items()})
+    record.update(args={k: v for k, v in vars(args).items() if k != "out"}, machine=info, curves={s: [c.__dict__ for c in cs] for s, cs in curves.items()})
     stem = out / f"quality-{args.task}"
     stem.with_suffix(".md").write_text(text)
     stem.with_suffix(".json").write_text(dump(_finite(record)))
