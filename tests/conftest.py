@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kill_leftovers(tmp: str) -> None:
+    """Kills Ray processes of a test cluster still alive after its shutdown (they name its private temp dir)."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if tmp.encode() in (proc / "cmdline").read_bytes():
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
 
 
 @pytest.fixture(scope="session")

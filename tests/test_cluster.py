@@ -29,6 +29,8 @@ from orchestrator import results as R
 from orchestrator.tuning import capacity_verdict, node_types_from_autoscaler
 from trainables import constants as C
 
+from conftest import kill_leftovers
+
 REPO = Path(__file__).resolve().parent.parent
 NODE_GPUS = 1  # logical GPUs declared by each of the two nodes
 GPU_PER_TRIAL = 0.5
@@ -109,18 +111,10 @@ def cluster():
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-        _kill_leftovers(tmp)
+        kill_leftovers(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _kill_leftovers(tmp: str) -> None:
-    """Ray processes of this cluster still alive after shutdown (they name its private temp dir)."""
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if tmp.encode() in (proc / "cmdline").read_bytes():
-                os.kill(int(proc.name), signal.SIGKILL)
-        except (OSError, ValueError):
-            pass
 
 
 def cli(args: list[str], env: dict, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -310,7 +304,7 @@ def s3_server(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
-        _kill_leftovers(env["RAY_TMPDIR"])
+        kill_leftovers(env["RAY_TMPDIR"])
         shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
 
 

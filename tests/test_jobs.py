@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,23 +24,13 @@ import yaml
 
 from orchestrator import results as R
 
+from conftest import free_port, kill_leftovers
+
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _kill_leftovers(tmp: str) -> None:
-    """Ray processes of this head still alive after it stopped (they name its private temp dir)."""
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if tmp.encode() in (proc / "cmdline").read_bytes():
-                os.kill(int(proc.name), signal.SIGKILL)
-        except (OSError, ValueError):
-            pass
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +62,7 @@ def head():
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-        _kill_leftovers(tmp)
+        kill_leftovers(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from orchestrator import results as R
 from orchestrator.tensorboard import EXPERIMENT_DIR, best_key, experiment_tag
 from trainables import constants as C
 
-from conftest import TINY_CONCURRENT, TINY_TRIALS
+from conftest import TINY_CONCURRENT, TINY_TRIALS, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CONCURRENT = TINY_CONCURRENT
@@ -36,10 +35,6 @@ def run_dir(finished_run) -> Path:
     return finished_run
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str):
