@@ -34,11 +34,21 @@ class Objective:
             flat, target = out.reshape(-1, out.shape[-1]), y.reshape(-1)
             loss_sum = F.cross_entropy(flat, target, reduction="sum")
             correct = (flat.argmax(-1) == target).sum().to(loss_sum.dtype)
-            return torch.stack([loss_sum, correct, torch.tensor(float(target.numel()), device=out.device)])
+            # full_like fills on the device: torch.tensor(n, device=...) would copy from the host every batch.
+            return torch.stack([loss_sum, correct, torch.full_like(loss_sum, target.numel())])
         err = (out - y) ** 2  # (B, O) in standardized units
-        scale = torch.as_tensor(self.scale, dtype=err.dtype, device=err.device) ** 2
+        scale = self._variance(err)
         # Squared error in original units: each target's error times its variance.
-        return torch.stack([err.sum(), (err * scale).sum(), torch.tensor(float(err.numel()), device=out.device)])
+        total = err.sum()
+        return torch.stack([total, (err * scale).sum(), torch.full_like(total, err.numel())])
+
+    def _variance(self, like: torch.Tensor) -> torch.Tensor:
+        """Per-target variance on `like`'s device, copied from the host once, not once per batch."""
+        cached = getattr(self, "_variance_cache", None)
+        if cached is None or cached.device != like.device or cached.dtype != like.dtype:
+            cached = torch.as_tensor(self.scale, dtype=like.dtype, device=like.device) ** 2
+            self._variance_cache = cached
+        return cached
 
     def finish(self, sums: torch.Tensor) -> tuple[float, float]:
         """(mean loss, metric) from accumulated sums."""
