@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orchestrator.errors import UserError
 from orchestrator.strategies import SCHEDULERS, SEARCHERS
 from trainables.constants import METRIC_MODES
-from trainables.models import MODELS, families_for
+from trainables.models import families_for
 from trainables.tasks import TASKS
 
 QUICKSTART = Path(__file__).resolve().parent / "quickstart.yaml"
@@ -288,5 +288,3 @@ def check_space(config: ExperimentConfig, file: Path):
         raise UserError(f"{file}: key 'searcher': value 'grid': the space {space.source} has no grid domains to enumerate")
     return space
 
-
-KNOWN = {"models": MODELS, "tasks": TASKS, "searchers": SEARCHERS, "schedulers": SCHEDULERS}

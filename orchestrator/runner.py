@@ -20,6 +20,7 @@ from orchestrator.config import Experiment, ExperimentConfig, check_space, parse
 from orchestrator.errors import UserError
 from trainables import constants as C
 from trainables.tasks import TASKS, DataError, TaskData
+from trainables.trainable import DIVERGED_PENALTY
 
 
 def resolve_data_path(config: ExperimentConfig, file: Path) -> ExperimentConfig:
@@ -176,7 +177,7 @@ def _fit_and_finish(setup, run_dir: Path, exp: Experiment, data: TaskData, metri
     # Tune's own SIGINT handler ends fit() early after saving the experiment state with the unfinished trials.
     interrupted = R.unfinished_trials(run_dir)
     trials = R.load_trials(run_dir)
-    best = export_best(run_dir, exp, data, metric, mode) if any(t.best(metric, mode) is not None for t in trials) else None
+    best = export_best(run_dir, exp, data, metric, mode, trials=trials) if any(t.best(metric, mode) is not None for t in trials) else None
     summarize(run_dir, exp, trials, best, data.metric, elapsed, out)
     if store is not None:
         from orchestrator.storage import fetch_command
@@ -199,8 +200,11 @@ class BestModel:
     path: Path
 
 
-def export_best(run_dir: Path, exp: Experiment, data: TaskData, metric: str, mode: str, out_path: Path | None = None) -> BestModel:
-    """Evaluates the best kept checkpoint of the run on validation and test, and writes `best/` (or `out_path`)."""
+def export_best(run_dir: Path, exp: Experiment, data: TaskData, metric: str, mode: str, out_path: Path | None = None,
+                trials: list[R.TrialRecord] | None = None) -> BestModel:
+    """Evaluates the best kept checkpoint of the run on validation and test, and writes `best/` (or `out_path`).
+
+    `trials`: the run's trials when the caller has just read them."""
     import torch
 
     from trainables.export import atomic_write, save_model
@@ -209,10 +213,10 @@ def export_best(run_dir: Path, exp: Experiment, data: TaskData, metric: str, mod
     from trainables.training import DeviceData, TrialConfig, evaluate
 
     candidates = []
-    for trial in R.load_trials(run_dir):
+    for trial in trials if trials is not None else R.load_trials(run_dir):
         for meta, path in trial.checkpoints():
             value = meta.get("value") if meta.get("metric") == metric else None
-            if isinstance(value, (int, float)) and value == value and abs(value) < 1e8:
+            if isinstance(value, (int, float)) and value == value and abs(value) < DIVERGED_PENALTY:
                 candidates.append((value, trial, meta, path))
     if not candidates:
         raise UserError(f"{run_dir}: no checkpoint with a {metric} value to export yet")

@@ -246,10 +246,9 @@ def trainable_for(config: ExperimentConfig, data: TaskData, metric: str, mode: s
 
 @dataclass
 class TuneSetup:
-    """What the runner needs back: the tuner and the callbacks it reads from after `fit`."""
+    """What the runner needs back: the tuner and how many trials it plans."""
 
     tuner: Any
-    progress: Any
     num_trials: int
 
 
@@ -319,7 +318,7 @@ def build_tuner(exp: Experiment, data: TaskData, storage: str, metric: str, mode
         ),
         run_config=run_config(exp, storage, metric, mode, callbacks),
     )
-    return TuneSetup(tuner, callbacks[0], num_trials)
+    return TuneSetup(tuner, num_trials)
 
 
 def restore_tuner(exp: Experiment, data: TaskData, run_dir: str, metric: str, mode: str, *, out=None) -> TuneSetup:
@@ -329,4 +328,4 @@ def restore_tuner(exp: Experiment, data: TaskData, run_dir: str, metric: str, mo
     num_trials = planned_trials(exp)
     # The run config (callbacks included) comes back from the experiment's own saved state.
     tuner = tune.Tuner.restore(run_dir, trainable=trainable_for(exp.config, data, metric, mode), resume_errored=True)
-    return TuneSetup(tuner, None, num_trials)
+    return TuneSetup(tuner, num_trials)
