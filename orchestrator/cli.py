@@ -38,7 +38,7 @@ def _validate(args) -> int:
 def _resume(args) -> int:
     from orchestrator.runner import resume
 
-    return resume(Path(args.run_dir), address=args.address)
+    return resume(args.run_dir, address=args.address)
 
 
 def _best(args) -> int:
@@ -164,7 +164,7 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_validate)
 
     c = sub.add_parser("resume", help="continue an interrupted experiment")
-    c.add_argument("run_dir")
+    c.add_argument("run_dir", help="the run directory, or the run's URI (s3://BUCKET/runs/NAME) for a run stored in the cloud")
     c.add_argument("--address", help="Ray cluster to use; default: a local in-process Ray")
     c.set_defaults(func=_resume)
 

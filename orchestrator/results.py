@@ -82,15 +82,27 @@ class TrialRecord:
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
-    rows = []
+    """A trial's epochs as its final attempt ran them.
+
+    A trial interrupted after reporting an epoch but before that epoch's checkpoint was saved resumes from
+    the checkpoint before it and reports the epoch again; Tune appends, so result.json then holds e.g.
+    iterations 1, 2, 2, 3. The rows a continuation replaced are dropped: curves, leaderboards and the export
+    see each epoch once, with the values of the weights that went on training.
+    """
+    rows: list[dict[str, Any]] = []
     if path.is_file():
         for line in path.read_text().splitlines():
             line = line.strip()
-            if line:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a line cut short by a crash; everything before it stands
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                break  # a line cut short by a crash; everything before it stands
+            step = row.get("training_iteration")
+            if isinstance(step, int) and rows and isinstance(rows[-1].get("training_iteration"), int) and step <= rows[-1]["training_iteration"]:
+                rows = [r for r in rows if not (isinstance(r.get("training_iteration"), int) and r["training_iteration"] >= step)]
+            rows.append(row)
     return rows
 
 

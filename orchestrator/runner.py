@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +82,6 @@ def run_dir_for(config: ExperimentConfig, explicit_name: bool) -> Path:
 
 def remote_run_dir(config: ExperimentConfig, explicit_name: bool, store) -> Path:
     """For storage at a URI: a free run name there (same rule as `run_dir_for`), and the local mirror the driver keeps of it."""
-    import tempfile
-
     name = config.name
     if store.exists(name):
         if explicit_name:
@@ -150,22 +149,40 @@ def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = Fa
     return _fit_and_finish(setup, run_dir, exp, data, metric, mode, out, store=store if store.remote else None)
 
 
-def resume(run_dir: Path, *, address: str | None = None, out: TextIO | None = None) -> int:
-    """Continues an interrupted run: finished trials are kept, unfinished ones resume from their checkpoints."""
+def resume(run: str | Path, *, address: str | None = None, out: TextIO | None = None) -> int:
+    """Continues an interrupted run: finished trials are kept, unfinished ones resume from their checkpoints.
+
+    `run` is a run directory, or the URI of a run stored in the cloud (`s3://bucket/runs/name`): Tune restores
+    from the URI itself, and the driver keeps a fresh local mirror of the run, as `run` does.
+    """
     out = out or sys.stdout
     from ray import tune
 
     from orchestrator import tuning
+    from orchestrator.storage import Storage, is_uri
 
-    run_dir = Path(run_dir).resolve()
+    store = None
+    if is_uri(str(run)):
+        root, _, name = str(run).rstrip("/").rpartition("/")
+        store = Storage.of(root)
+        if not name or not store.exists(name):
+            raise UserError(f"{run}: no such run in that storage")
+        run_dir = Path(tempfile.mkdtemp(prefix="orchestrator-")) / name
+        store.download_file(name, R.EXPERIMENT_FILE, run_dir / R.EXPERIMENT_FILE)
+        location = store.run(name)
+    else:
+        run_dir = Path(run).resolve()
+        location = str(run_dir)
     exp = experiment_from_run(run_dir)
-    if not tune.Tuner.can_restore(str(run_dir)):
-        raise UserError(f"{run_dir}: no Tune experiment state to resume from (the run stopped before its first trial started)")
+    if not tune.Tuner.can_restore(location):
+        raise UserError(f"{location}: no Tune experiment state to resume from (the run stopped before its first trial started)")
     data, metric, mode = load_data(exp)
     tuning.start_ray(address)
-    setup = tuning.restore_tuner(exp, data, str(run_dir), metric, mode)
+    setup = tuning.restore_tuner(exp, data, location, metric, mode)
     print(f"Resuming {run_dir.name}: {data.summary()}", file=out, flush=True)
-    return _fit_and_finish(setup, run_dir, exp, data, metric, mode, out)
+    if store is not None:
+        print(f"  stored at: {location} (this machine's copy: {run_dir})", file=out, flush=True)
+    return _fit_and_finish(setup, run_dir, exp, data, metric, mode, out, store=store)
 
 
 def _fit_and_finish(setup, run_dir: Path, exp: Experiment, data: TaskData, metric: str, mode: str, out: TextIO, store=None) -> int:
@@ -186,8 +203,9 @@ def _fit_and_finish(setup, run_dir: Path, exp: Experiment, data: TaskData, metri
             store.upload(run_dir / R.BEST_DIR, run_dir.name, R.BEST_DIR)
         print(f"Stored at:      {store.run(run_dir.name)}   (fetch: {fetch_command(store.run(run_dir.name), 'runs/' + run_dir.name)})", file=out, flush=True)
     if interrupted:
+        where = store.run(run_dir.name) if store is not None else run_dir
         print(f"\nInterrupted with {len(interrupted)} trial(s) unfinished; the state is saved. Continue with:\n"
-              f"  orchestrator resume {run_dir}", file=out, flush=True)
+              f"  orchestrator resume {where}", file=out, flush=True)
         return 130
     return 0 if best is not None else 1
 

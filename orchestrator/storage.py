@@ -75,6 +75,19 @@ class Storage:
             with fs.open_output_stream(path) as dst:
                 dst.write(local.read_bytes())
 
+    def download_file(self, name: str, relpath: str, local: Path) -> Path:
+        """Copies the one file `<run>/<relpath>` to `local` (its folder created if missing); returns it."""
+        fs, path = self._path(name, relpath)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with fs.open_input_stream(path) as src:
+                local.write_bytes(src.read())
+        except FileNotFoundError:
+            raise UserError(f"{self.run(name)}: no {relpath} there; is it a run this orchestrator started?") from None
+        except OSError as exc:
+            raise UserError(f"{self.run(name)}: cannot read {relpath} ({exc})") from None
+        return local
+
     def download(self, name: str, local: Path) -> Path:
         """Copies the whole run to `local` (created if missing); returns it."""
         import pyarrow.fs

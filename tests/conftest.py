@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -17,6 +20,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def ctrl_c_when(proc: subprocess.Popen, ready: Callable[[], bool], wait: float = 200) -> tuple[str, str]:
+    """Sends SIGINT to `proc`'s process group (what a terminal's Ctrl-C does) once `ready()` holds (or after
+    `wait` seconds), and returns its stdout and stderr; a process that does not stop is killed."""
+    try:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)
+        return proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def kill_leftovers(tmp: str) -> None:

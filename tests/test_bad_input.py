@@ -69,7 +69,7 @@ CASES = [
     ("binary-corpus", lambda t: with_(task={"kind": "charlm", "data": str(Path(__file__).resolve().parent.parent / "trainables" / "data" / "digits.csv.gz")}), [], ["cannot read", "as UTF-8 text"]),
     ("metric-not-reported", with_(metric="val_bpc"), [], ["key 'metric'", "'val_bpc'", "forecast reports val_loss, val_rmse"]),
     ("unknown-metric", with_(metric="val_f1"), [], ["unknown metric 'val_f1'"]),
-    ("fractional-gpus-above-one", with_(resources={"gpu": 1.5}), [], ["gpu above 1 must be a whole number"]),
+    ("gpus-above-one", with_(resources={"gpu": 2}), [], ["resources.gpu", "trains on one GPU", "at most 1", "got 2"]),
     ("impossible-resources", with_(resources={"cpu": 64}), [], ["resources", "cpu=64", "no node has that much"]),
     ("bad-name", with_(name="a/b"), [], ["key 'name'", "'a/b'"]),
     ("set-syntax", GOOD, ["--set", "num_samples"], ["expected key=value"]),

@@ -29,7 +29,7 @@ from orchestrator import results as R
 from orchestrator.tuning import capacity_verdict, node_types_from_autoscaler
 from trainables import constants as C
 
-from conftest import kill_leftovers
+from conftest import ctrl_c_when, kill_leftovers
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_GPUS = 1  # logical GPUs declared by each of the two nodes
@@ -209,9 +209,9 @@ def test_multi_node_run_with_fractional_gpus(cluster, packed_experiment, tmp_pat
 def test_more_gpus_per_trial_than_any_node_fails_fast(cluster, packed_experiment, tmp_path):
     address, env = cluster
     began = time.monotonic()
-    done = cli(["run", str(packed_experiment), "--address", address, "--set", "resources.gpu=2"], env, tmp_path, timeout=100)
+    done = cli(["run", str(packed_experiment), "--address", address, "--set", "resources.cpu=2"], env, tmp_path, timeout=100)
     assert done.returncode == 2, done.stdout + done.stderr
-    assert done.stderr.startswith("error: resources: each trial asks for cpu=0.5, gpu=2, but no node has that much")
+    assert done.stderr.startswith("error: resources: each trial asks for cpu=2, gpu=0.5, but no node has that much")
     assert "2 GPU in 2 node(s)" in done.stderr
     assert not (tmp_path / "runs").exists()  # nothing written
     assert time.monotonic() - began < 90
@@ -329,3 +329,43 @@ def test_s3_storage_end_to_end(s3_server, packed_experiment, tmp_path):
 
     again = cli(["run", str(packed_experiment), "--storage", "s3://runs-bucket/runs", "--name", "s3run", *small], s3_server, tmp_path, timeout=60)
     assert again.returncode == 2 and "s3://runs-bucket/runs/s3run already exists" in again.stderr
+
+
+@pytest.mark.timeout(300)
+def test_s3_run_interrupted_then_resumed_from_its_uri(s3_server, packed_experiment, tmp_path):
+    """Ctrl-C on a run stored at a URI prints `orchestrator resume s3://...`, and resuming from the URI alone
+    (no local copy needed) finishes every trial from its checkpoints in the bucket."""
+    import boto3
+
+    small = ["--set", "resources.gpu=0", "--set", "resources.cpu=1", "--set", "num_samples=3", "--set", "max_concurrent=1"]
+    uri = "s3://runs-bucket/runs/s3resume"
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(packed_experiment), "--storage", "s3://runs-bucket/runs",
+                             "--name", "s3resume", *small], env=s3_server, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    s3 = boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"], aws_access_key_id="test", aws_secret_access_key="test",
+                      region_name="us-east-1")
+
+    def checkpointed() -> bool:  # a trial has saved a checkpoint to the bucket
+        return any("/checkpoint_" in o["Key"] for o in s3.list_objects_v2(Bucket="runs-bucket", Prefix="runs/s3resume/").get("Contents", []))
+
+    out, err = ctrl_c_when(proc, checkpointed, wait=150)
+    assert proc.returncode == 130, out + err
+    assert f"orchestrator resume {uri}" in out
+
+    resumed = cli(["resume", uri], s3_server, tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"stored at: {uri}" in resumed.stdout
+    fetch = resumed.stdout.split("(fetch: ", 1)[1].rsplit(")", 1)[0]
+    fetched = subprocess.run(fetch.replace("python", sys.executable, 1), shell=True, env=s3_server, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert fetched.returncode == 0, fetched.stderr
+    local = tmp_path / "runs" / "s3resume"
+    trials = R.load_trials(local)
+    assert len(trials) == 3
+    for t in trials:  # every trial has its 3 epochs: interrupted ones continued from a checkpoint, none restarted
+        assert [r["training_iteration"] for r in t.rows] == [1, 2, 3], t.trial_id
+        written = [json.loads(line)["training_iteration"] for line in (t.path / "result.json").read_text().splitlines()]
+        assert written.count(1) == 1, written  # an epoch reported before its checkpoint was saved may run twice, never the first
+    assert (local / R.BEST_DIR / R.MODEL_FILE).is_file()
+
+    missing = cli(["resume", "s3://runs-bucket/runs/no-such-run"], s3_server, tmp_path, timeout=60)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: s3://runs-bucket/runs/no-such-run: no such run")

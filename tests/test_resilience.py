@@ -18,6 +18,8 @@ import yaml
 from orchestrator import results as R
 from orchestrator.cli import main
 
+from conftest import ctrl_c_when
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -161,15 +163,7 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path):
     run_dir = tmp_path / "runs" / "r"
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(path)], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 200
-        while time.monotonic() < deadline and not any(rows(d) for d in trial_dirs(run_dir)):
-            time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole foreground group
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    out, err = ctrl_c_when(proc, lambda: any(rows(d) for d in trial_dirs(run_dir)))
     assert proc.returncode == 130, out + err
     assert f"orchestrator resume {run_dir}" in out
     assert "Traceback" not in err
@@ -177,3 +171,11 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path):
                              capture_output=True, text=True, timeout=240, start_new_session=True)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert len(trial_dirs(run_dir)) == 4
+
+
+def test_epochs_a_resumed_trial_ran_again_are_read_once(tmp_path):
+    """result.json of a trial that resumed from an older checkpoint repeats epochs; readers see its final attempt."""
+    lines = [{"training_iteration": i, "val_bpc": v} for i, v in [(1, 3.0), (2, 2.5), (3, 2.4), (2, 2.6), (3, 2.3), (4, 2.2)]]
+    (tmp_path / "result.json").write_text("\n".join(json.dumps(r) for r in lines) + '\n{"training_iteration": 5, "val_b')
+    rows = R._read_rows(tmp_path / "result.json")
+    assert [(r["training_iteration"], r["val_bpc"]) for r in rows] == [(1, 3.0), (2, 2.6), (3, 2.3), (4, 2.2)]
