@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -223,7 +225,27 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # The reader went away (`orchestrator best RUN | head`): not an error; keep Python from complaining at exit.
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def entry() -> None:
+    """The `orchestrator` console script (and `python -m orchestrator`): `main`, then a quick process exit.
+
+    Python's own teardown unloads torch, Ray and TensorBoard for ~1 s after every command. By the time
+    `main` returns, everything the command wrote is closed (Tune closes its loggers and our TensorBoard
+    writers when the experiment ends), so the process shuts Ray down, flushes, and ends without it.
+    """
+    rc = main()
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()  # Ray's own processes are stopped here, as its exit hook would
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a reader that went away (`| head`): what it read is all it wanted
+    os._exit(rc)

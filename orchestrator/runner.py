@@ -19,6 +19,7 @@ import yaml
 from orchestrator import results as R
 from orchestrator.config import Experiment, ExperimentConfig, check_space, parse_config
 from orchestrator.errors import UserError
+from orchestrator.strategies import SEARCHER_IMPORTS
 from trainables import constants as C
 from trainables.tasks import TASKS, DataError, TaskData
 from trainables.trainable import DIVERGED_PENALTY
@@ -134,7 +135,7 @@ def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = Fa
     # For a URI, run_dir is the driver's local mirror of the run; Tune writes to the URI itself.
     run_dir = remote_run_dir(exp.config, explicit_name, store) if store.remote else run_dir_for(exp.config, explicit_name)
     exp = Experiment(exp.config.model_copy(update={"name": run_dir.name}), exp.space, exp.file)
-    tuning.start_ray(address)
+    tuning.start_ray(address, imports=SEARCHER_IMPORTS[exp.config.searcher])
     tuning.check_capacity(exp.config, out=out)
     if not store.remote:
         tuning.check_storage_shared(store.root)
@@ -177,7 +178,7 @@ def resume(run: str | Path, *, address: str | None = None, out: TextIO | None = 
     if not tune.Tuner.can_restore(location):
         raise UserError(f"{location}: no Tune experiment state to resume from (the run stopped before its first trial started)")
     data, metric, mode = load_data(exp)
-    tuning.start_ray(address)
+    tuning.start_ray(address, imports=SEARCHER_IMPORTS[exp.config.searcher])
     setup = tuning.restore_tuner(exp, data, location, metric, mode)
     print(f"Resuming {run_dir.name}: {data.summary()}", file=out, flush=True)
     if store is not None:

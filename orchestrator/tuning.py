@@ -5,8 +5,11 @@ Everything else in the orchestrator hands plain values (config, space, task data
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ import numpy as np
 
 from orchestrator.config import Experiment, ExperimentConfig
 from orchestrator.errors import UserError
-from orchestrator.strategies import SCHEDULERS, SEARCHERS
+from orchestrator.strategies import SCHEDULERS, SEARCHER_IMPORTS, SEARCHERS
 from trainables.tasks.base import TaskData
 from trainables.training import TrialConfig
 
@@ -36,17 +39,35 @@ BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
 _cluster = {"address": None}  # the address start_ray connected to; None for the embedded local Ray
 
 
-def start_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None) -> None:
+def start_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None, imports: Sequence[str] = ()) -> None:
     """Starts the embedded local Ray (the default) or connects to a cluster; no-op when Ray already runs.
 
     `address="local"` always starts a fresh in-process instance, never a stale cluster left in /tmp.
     `address="auto"` (inside a Ray Job, or on a cluster node) or `HOST:PORT` joins an existing cluster.
-    Worker output stays in Ray's log files; the progress view reports what matters.
+    Worker output stays in Ray's log files; the progress view reports what matters. `imports` are imported
+    in a thread meanwhile: starting Ray mostly waits on its processes, so the driver's CPU is free for them.
     """
     import ray
 
     if ray.is_initialized():
         return
+    importer = threading.Thread(target=_import_ahead, args=(tuple(imports),), name="import-ahead", daemon=True)
+    importer.start()
+    try:
+        _init_ray(ray, address, num_cpus, num_gpus)
+    finally:
+        importer.join()
+
+
+def _import_ahead(modules: tuple[str, ...]) -> None:
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return  # the import that needs the module raises this error again, where it can be reported
+
+
+def _init_ray(ray, address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
     common = dict(log_to_driver=False, logging_level="ERROR", configure_logging=True)
     if address:
         _check_reachable(address)
