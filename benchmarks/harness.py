@@ -9,6 +9,8 @@ the spread of wall times) is printed and written to `<out>/<size>-<work>.md` and
 
 Figures: wall time; trials finished; epochs run; Σ training-step time (the `epoch_time_s` every epoch
 reports: time inside the training steps only); busy fraction = Σ step time / (wall × concurrent slots);
+wall time not training = wall − Σ step time / slots (start-up, between trials and epochs, shut-down: what
+orchestration costs);
 trials per hour; wall seconds per epoch run (comparable across contenders whose schedulers stopped a
 different number of epochs); the best validation metric; and each ratio between contenders.
 """
@@ -41,6 +43,7 @@ ROWS = [
     ("step_s", "Σ training-step time (s)", "{:.1f}"),
     ("slots", "concurrent slots", "{:g}"),
     ("busy", "busy fraction", "{:.2f}"),
+    ("idle_s", "wall time not training (s)", "{:.1f}"),
     ("trials_per_hour", "trials per hour", "{:.0f}"),
     ("wall_per_epoch_s", "wall per epoch run (s)", "{:.2f}"),
     ("best", f"best {METRIC}", "{:.4f}"),
@@ -137,6 +140,12 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     repeats = max(summary[n]["repeats"] for n in names)
     lines.append("")
     lines.append(f"Medians over {repeats} run(s) of each contender; wall time min–max: {spread}.")
+    if "orchestrator" in summary and "plain" in summary:
+        ours, plain = summary["orchestrator"], summary["plain"]
+        floor, idle = ours["step_s"] / ours["slots"], ratio(ours["idle_s"], plain["idle_s"])
+        lines.append(f"Training alone (Σ step time ÷ slots) takes the orchestrator {floor:.1f} s: with no time lost at all its wall "
+                     f"time would be {floor / plain['wall_s']:.2f} × plain Ray Tune's; it lost {ours['idle_s']:.1f} s to "
+                     f"orchestration against plain Ray Tune's {plain['idle_s']:.1f} s" + (f" ({idle:.2f} ×)." if idle is not None else "."))
     loads = [v for n in names for v in (summary[n]["load_min"], summary[n]["load_max"]) if v == v]
     if loads:
         lines.append(f"1-minute load average around the runs: {min(loads):.1f}–{max(loads):.1f} (other work on the machine).")
