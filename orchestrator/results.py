@@ -16,7 +16,7 @@ import yaml
 
 from orchestrator.errors import UserError
 from trainables import constants as C
-from trainables.trainable import META_FILE, STATE_FILE
+from trainables.trainable import DIVERGED_PENALTY, META_FILE, STATE_FILE
 from trainables.training import TrialConfig
 
 EXPERIMENT_FILE = "experiment.yaml"  # the resolved experiment config, written when the run starts
@@ -79,6 +79,15 @@ class TrialRecord:
             if (meta_path.parent / STATE_FILE).is_file():
                 found.append((json.loads(meta_path.read_text()), meta_path.parent))
         return found
+
+
+def checkpoint_value(meta: dict[str, Any], metric: str) -> float | None:
+    """The `metric` value a checkpoint's meta.json records; None when it records another metric, NaN, or a
+    diverged trial's penalty (such weights are no model to export)."""
+    value = meta.get("value") if meta.get("metric") == metric else None
+    if isinstance(value, (int, float)) and value == value and abs(value) < DIVERGED_PENALTY:
+        return float(value)
+    return None
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

@@ -22,7 +22,6 @@ from orchestrator.errors import UserError
 from orchestrator.strategies import SEARCHER_IMPORTS
 from trainables import constants as C
 from trainables.tasks import TASKS, DataError, TaskData
-from trainables.trainable import DIVERGED_PENALTY
 
 
 def resolve_data_path(config: ExperimentConfig, file: Path) -> ExperimentConfig:
@@ -146,7 +145,8 @@ def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = Fa
     setup = tuning.build_tuner(exp, data, store.root, metric, mode, storage_marker=marker)
     header(exp, data, run_dir, setup.num_trials, exp.config.max_concurrent or tuning.default_concurrency(exp.config), out)
     if store.remote:
-        print(f"  stored at: {store.run(run_dir.name)} (the run directory above is this machine's copy)", file=out, flush=True)
+        print(f"  stored at: {store.run(run_dir.name)} (the run directory above is this machine's copy: results, TensorBoard "
+              "files and the best checkpoints' weights)", file=out, flush=True)
     return _fit_and_finish(setup, run_dir, exp, data, metric, mode, out, store=store if store.remote else None)
 
 
@@ -186,12 +186,33 @@ def resume(run: str | Path, *, address: str | None = None, out: TextIO | None = 
     return _fit_and_finish(setup, run_dir, exp, data, metric, mode, out, store=store)
 
 
+# Checkpoint weights the driver's copy of a cloud-stored run holds: the best by their recorded metric, and
+# one more in case the best cannot be read. The others stay at the URI only (a run keeps `checkpoint.keep`
+# per trial, which adds up to gigabytes for a large search).
+MIRRORED_WEIGHTS = 2
+
+
+def mirror_run(store, run_dir: Path, metric: str, mode: str) -> None:
+    """Copies a cloud-stored run to the driver's `run_dir`: every file but the checkpoint weights, which
+    only the export needs, and of those the MIRRORED_WEIGHTS best."""
+    skipped = store.mirror(run_dir.name, run_dir, skip=lambda rel: rel.endswith("/" + R.STATE_FILE))
+    ranked = []
+    for rel in skipped:
+        meta = run_dir / rel.rsplit("/", 1)[0] / R.META_FILE
+        value = R.checkpoint_value(json.loads(meta.read_text()), metric) if meta.is_file() else None
+        if value is not None:
+            ranked.append((value, rel))
+    ranked.sort(reverse=(mode == "max"))
+    for _, rel in ranked[:MIRRORED_WEIGHTS]:
+        store.download_file(run_dir.name, rel, run_dir / rel)
+
+
 def _fit_and_finish(setup, run_dir: Path, exp: Experiment, data: TaskData, metric: str, mode: str, out: TextIO, store=None) -> int:
     began = time.monotonic()
     setup.tuner.fit()
     elapsed = time.monotonic() - began
-    if store is not None:  # results and checkpoints are at the URI: mirror them before reading
-        store.download(run_dir.name, run_dir)
+    if store is not None:  # the run is at the URI: mirror what the export and the summary read
+        mirror_run(store, run_dir, metric, mode)
     # Tune's own SIGINT handler ends fit() early after saving the experiment state with the unfinished trials.
     interrupted = R.unfinished_trials(run_dir)
     trials = R.load_trials(run_dir)
@@ -234,8 +255,8 @@ def export_best(run_dir: Path, exp: Experiment, data: TaskData, metric: str, mod
     candidates = []
     for trial in trials if trials is not None else R.load_trials(run_dir):
         for meta, path in trial.checkpoints():
-            value = meta.get("value") if meta.get("metric") == metric else None
-            if isinstance(value, (int, float)) and value == value and abs(value) < DIVERGED_PENALTY:
+            value = R.checkpoint_value(meta, metric)
+            if value is not None:
                 candidates.append((value, trial, meta, path))
     if not candidates:
         raise UserError(f"{run_dir}: no checkpoint with a {metric} value to export yet")

@@ -3,11 +3,14 @@
 Ray Tune writes a run to either kind the same way (`storage_path` goes to pyarrow). The orchestrator
 itself reads results and exports the best model from plain files, so for a URI it keeps a local mirror
 of the run: it uploads what it writes (experiment.yaml, best/) and downloads what Tune wrote before
-reading it. A directory every node of a cluster mounts (NFS, EFS, Filestore) is a local path here.
+reading it (of the checkpoint weights, only the export's candidates). A directory every node of a
+cluster mounts (NFS, EFS, Filestore) is a local path here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,14 +91,29 @@ class Storage:
             raise UserError(f"{self.run(name)}: cannot read {relpath} ({exc})") from None
         return local
 
-    def download(self, name: str, local: Path) -> Path:
-        """Copies the whole run to `local` (created if missing); returns it."""
+    def mirror(self, name: str, local: Path, *, skip: Callable[[str], bool]) -> list[str]:
+        """Copies run `name` to `local`, except the files whose path in the run `skip` accepts; returns those."""
         import pyarrow.fs
 
-        fs, path = self._path(name)
-        local.mkdir(parents=True, exist_ok=True)
-        pyarrow.fs.copy_files(path, str(local), source_filesystem=fs, destination_filesystem=pyarrow.fs.LocalFileSystem())
-        return local
+        fs, base = self._path(name)
+        try:
+            files = [i.path for i in fs.get_file_info(pyarrow.fs.FileSelector(base, recursive=True)) if i.type == pyarrow.fs.FileType.File]
+        except OSError as exc:
+            raise UserError(f"{self.run(name)}: cannot be listed ({exc})") from None
+        relpaths = {path[len(base):].lstrip("/"): path for path in files}
+        wanted = [rel for rel in relpaths if not skip(rel)]
+
+        def copy(rel: str) -> None:
+            (local / rel).parent.mkdir(parents=True, exist_ok=True)
+            with fs.open_input_stream(relpaths[rel]) as src:
+                (local / rel).write_bytes(src.read())
+
+        try:
+            with ThreadPoolExecutor(max_workers=16) as pool:  # one request per file: overlap their latencies
+                list(pool.map(copy, wanted))
+        except OSError as exc:
+            raise UserError(f"{self.run(name)}: cannot be read ({exc})") from None
+        return [rel for rel in relpaths if skip(rel)]
 
 
 def fetch_command(run: str, dest: str) -> str:

@@ -327,6 +327,12 @@ def test_s3_storage_end_to_end(s3_server, packed_experiment, tmp_path):
     board = cli(["best", str(run_dir)], s3_server, tmp_path, timeout=60)
     assert board.returncode == 0 and "best model" in board.stdout
 
+    # The driver's own copy (in its TMPDIR) has every trial's results but the weights of the best checkpoints only.
+    mirror = next(tmp_path.glob("orchestrator-*/s3run"))
+    assert {t.trial_id for t in R.load_trials(mirror)} == {t.trial_id for t in trials}
+    assert len(list(mirror.glob("*/checkpoint_*/state.pt"))) == 2 < len(list(run_dir.glob("*/checkpoint_*/state.pt")))
+    assert (mirror / R.BEST_DIR / R.MODEL_FILE).read_bytes() == (run_dir / R.BEST_DIR / R.MODEL_FILE).read_bytes()
+
     again = cli(["run", str(packed_experiment), "--storage", "s3://runs-bucket/runs", "--name", "s3run", *small], s3_server, tmp_path, timeout=60)
     assert again.returncode == 2 and "s3://runs-bucket/runs/s3run already exists" in again.stderr
 
