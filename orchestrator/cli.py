@@ -46,8 +46,9 @@ def _resume(args) -> int:
 def _best(args) -> int:
     from orchestrator import results as R
     from orchestrator.progress import describe
+    from orchestrator.runner import readable_run
 
-    run_dir = R.check_run_dir(Path(args.run_dir))
+    run_dir = R.check_run_dir(readable_run(args.run_dir))
     exp = R.read_experiment(run_dir)
     metric, mode, max_epochs = exp["metric"], exp["mode"], exp["scheduler"]["max_epochs"]
     board = R.leaderboard(R.load_trials(run_dir), metric, mode)[: args.top]
@@ -74,10 +75,10 @@ def _best(args) -> int:
 
 def _export(args) -> int:
     from orchestrator import results as R
-    from orchestrator.runner import experiment_from_run, export_best, load_data
+    from orchestrator.runner import experiment_from_run, export_best, load_data, readable_run
     from trainables.export import atomic_write
 
-    run_dir = R.check_run_dir(Path(args.run_dir))
+    run_dir = R.check_run_dir(readable_run(args.run_dir))
     out = Path(args.out)
     existing = run_dir / R.BEST_DIR / R.MODEL_FILE
     if existing.is_file():
@@ -91,9 +92,10 @@ def _export(args) -> int:
 
 
 def _tensorboard(args) -> int:
+    from orchestrator.runner import readable_run
     from orchestrator.tensorboard import serve
 
-    run_dir = Path(args.run_dir)
+    run_dir = readable_run(args.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run directory")
     print(f"TensorBoard on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
@@ -102,8 +104,12 @@ def _tensorboard(args) -> int:
 
 def _report(args) -> int:
     from orchestrator.report import write_report
+    from orchestrator.runner import readable_run
+    from orchestrator.storage import is_uri
 
-    out, model = write_report(Path(args.run_dir), Path(args.out) if args.out else None)
+    run_dir = readable_run(args.run_dir)
+    default = Path(f"{run_dir.name}-report.html") if is_uri(args.run_dir) else None  # not inside a temporary copy
+    out, model = write_report(run_dir, Path(args.out) if args.out else default)
     summary = model["summary"]
     print(f"wrote {out}: {summary['trials']} trial(s), {summary['state']}")
     return 0
@@ -146,6 +152,9 @@ def _submit(args) -> int:
     return submit(args)
 
 
+RUN_HELP = "a run directory (<storage>/<name>), or the URI of a run stored in the cloud (s3://BUCKET/runs/NAME)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="orchestrator", description="Ray Tune model and hyperparameter search for PyTorch RNN/LSTM/GRU/MLP models.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -166,29 +175,29 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_validate)
 
     c = sub.add_parser("resume", help="continue an interrupted experiment")
-    c.add_argument("run_dir", help="the run directory, or the run's URI (s3://BUCKET/runs/NAME) for a run stored in the cloud")
+    c.add_argument("run_dir", help=RUN_HELP)
     c.add_argument("--address", help="Ray cluster to use; default: a local in-process Ray")
     c.set_defaults(func=_resume)
 
     c = sub.add_parser("best", help="the leaderboard of a run")
-    c.add_argument("run_dir")
+    c.add_argument("run_dir", help=RUN_HELP)
     c.add_argument("--top", type=int, default=10)
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_best)
 
     c = sub.add_parser("export", help="write the best model of a run to a file")
-    c.add_argument("run_dir")
+    c.add_argument("run_dir", help=RUN_HELP)
     c.add_argument("--out", required=True)
     c.set_defaults(func=_export)
 
     c = sub.add_parser("tensorboard", help="serve TensorBoard over a run (127.0.0.1)")
-    c.add_argument("run_dir")
+    c.add_argument("run_dir", help=RUN_HELP)
     c.add_argument("--port", type=int, default=6006)
     c.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 exposes it)")
     c.set_defaults(func=_tensorboard)
 
     c = sub.add_parser("report", help="a self-contained HTML report of a run (also while it runs)")
-    c.add_argument("run_dir")
+    c.add_argument("run_dir", help=RUN_HELP)
     c.add_argument("--out", help="where to write it (default: RUN_DIR/report.html)")
     c.set_defaults(func=_report)
 

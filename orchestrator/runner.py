@@ -160,15 +160,11 @@ def resume(run: str | Path, *, address: str | None = None, out: TextIO | None = 
     from ray import tune
 
     from orchestrator import tuning
-    from orchestrator.storage import Storage, is_uri
+    from orchestrator.storage import is_uri
 
     store = None
     if is_uri(str(run)):
-        root, _, name = str(run).rstrip("/").rpartition("/")
-        store = Storage.of(root)
-        if not name or not store.exists(name):
-            raise UserError(f"{run}: no such run in that storage")
-        run_dir = Path(tempfile.mkdtemp(prefix="orchestrator-")) / name
+        store, name, run_dir = stored_run(str(run))
         store.download_file(name, R.EXPERIMENT_FILE, run_dir / R.EXPERIMENT_FILE)
         location = store.run(name)
     else:
@@ -205,6 +201,32 @@ def mirror_run(store, run_dir: Path, metric: str, mode: str) -> None:
     ranked.sort(reverse=(mode == "max"))
     for _, rel in ranked[:MIRRORED_WEIGHTS]:
         store.download_file(run_dir.name, rel, run_dir / rel)
+
+
+def stored_run(location: str):
+    """(storage, run name, a new local directory for this machine's copy) of the run stored at URI `location`."""
+    from orchestrator.storage import Storage
+
+    root, _, name = location.rstrip("/").rpartition("/")
+    store = Storage.of(root)
+    if not name or not store.exists(name):
+        raise UserError(f"{location}: no such run in that storage")
+    return store, name, Path(tempfile.mkdtemp(prefix="orchestrator-")) / name
+
+
+def readable_run(location: str) -> Path:
+    """The run directory that `best`, `export`, `report` and `tensorboard` read: `location` itself, or for a
+    run stored at a URI, a copy taken now (results, TensorBoard files, best/, the best checkpoints' weights)."""
+    from orchestrator.storage import is_uri
+
+    if not is_uri(location):
+        return Path(location)
+    store, name, run_dir = stored_run(location)
+    store.download_file(name, R.EXPERIMENT_FILE, run_dir / R.EXPERIMENT_FILE)
+    exp = R.read_experiment(run_dir)
+    mirror_run(store, run_dir, exp["metric"], exp["mode"])
+    print(f"reading a copy of {location} taken now: {run_dir}", file=sys.stderr, flush=True)
+    return run_dir
 
 
 def _fit_and_finish(setup, run_dir: Path, exp: Experiment, data: TaskData, metric: str, mode: str, out: TextIO, store=None) -> int:

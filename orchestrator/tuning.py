@@ -18,7 +18,7 @@ import numpy as np
 
 from orchestrator.config import Experiment, ExperimentConfig
 from orchestrator.errors import UserError
-from orchestrator.strategies import SCHEDULERS, SEARCHER_IMPORTS, SEARCHERS
+from orchestrator.strategies import SCHEDULERS, SEARCHERS
 from trainables.tasks.base import TaskData
 from trainables.training import TrialConfig
 

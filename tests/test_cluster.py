@@ -333,6 +333,17 @@ def test_s3_storage_end_to_end(s3_server, packed_experiment, tmp_path):
     assert len(list(mirror.glob("*/checkpoint_*/state.pt"))) == 2 < len(list(run_dir.glob("*/checkpoint_*/state.pt")))
     assert (mirror / R.BEST_DIR / R.MODEL_FILE).read_bytes() == (run_dir / R.BEST_DIR / R.MODEL_FILE).read_bytes()
 
+    # The read-only commands also take the URI itself, reading a copy taken then.
+    uri = "s3://runs-bucket/runs/s3run"
+    remote_board = cli(["best", uri, "--json"], s3_server, tmp_path, timeout=60)
+    assert remote_board.returncode == 0, remote_board.stderr
+    assert json.loads(remote_board.stdout)["trials"] == json.loads(cli(["best", str(run_dir), "--json"], s3_server, tmp_path, timeout=60).stdout)["trials"]
+    exported = cli(["export", uri, "--out", "from_uri.pt"], s3_server, tmp_path, timeout=60)
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "from_uri.pt").read_bytes() == (run_dir / R.BEST_DIR / R.MODEL_FILE).read_bytes()
+    reported = cli(["report", uri], s3_server, tmp_path, timeout=120)
+    assert reported.returncode == 0 and (tmp_path / "s3run-report.html").stat().st_size > 10_000, reported.stderr
+
     again = cli(["run", str(packed_experiment), "--storage", "s3://runs-bucket/runs", "--name", "s3run", *small], s3_server, tmp_path, timeout=60)
     assert again.returncode == 2 and "s3://runs-bucket/runs/s3run already exists" in again.stderr
 
