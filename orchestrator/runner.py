@@ -7,8 +7,11 @@ been accepted, so a rejected experiment leaves no run directory behind.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,13 +234,15 @@ def readable_run(location: str) -> Path:
 
 def _fit_and_finish(setup, run_dir: Path, exp: Experiment, data: TaskData, metric: str, mode: str, out: TextIO, store=None) -> int:
     began = time.monotonic()
-    setup.tuner.fit()
+    ctrl_c = _fit_noting_ctrl_c(setup.tuner)
     elapsed = time.monotonic() - began
     if store is not None:  # the run is at the URI: mirror what the export and the summary read
         mirror_run(store, run_dir, metric, mode)
-    # Tune's own SIGINT handler ends fit() early after saving the experiment state with the unfinished trials.
+    # Tune's own SIGINT handler ends fit() early after saving the experiment state: trials it stopped are
+    # saved as unfinished, and a Ctrl-C between trials leaves trials the searcher has not proposed yet.
     interrupted = R.unfinished_trials(run_dir)
     trials = R.load_trials(run_dir)
+    not_started = max(0, setup.num_trials - len(trials)) if ctrl_c else 0
     best = export_best(run_dir, exp, data, metric, mode, trials=trials) if any(t.best(metric, mode) is not None for t in trials) else None
     summarize(run_dir, exp, trials, best, data.metric, elapsed, out)
     if store is not None:
@@ -246,12 +251,30 @@ def _fit_and_finish(setup, run_dir: Path, exp: Experiment, data: TaskData, metri
         if best is not None:
             store.upload(run_dir / R.BEST_DIR, run_dir.name, R.BEST_DIR)
         print(f"Stored at:      {store.run(run_dir.name)}   (fetch: {fetch_command(store.run(run_dir.name), 'runs/' + run_dir.name)})", file=out, flush=True)
-    if interrupted:
+    if interrupted or not_started:
         where = store.run(run_dir.name) if store is not None else run_dir
-        print(f"\nInterrupted with {len(interrupted)} trial(s) unfinished; the state is saved. Continue with:\n"
-              f"  orchestrator resume {where}", file=out, flush=True)
+        print(f"\nInterrupted with {len(interrupted)} trial(s) unfinished and {not_started} not started; the state is saved. "
+              f"Continue with:\n  orchestrator resume {where}", file=out, flush=True)
         return 130
     return 0 if best is not None else 1
+
+
+def _fit_noting_ctrl_c(tuner) -> bool:
+    """Runs `tuner.fit()`; whether a Ctrl-C (SIGINT) ended it.
+
+    For the run, Tune swaps in a SIGINT handler of its own, which on a SIGINT stops the run (saving its
+    state) and puts the previous handler back; it leaves its own in place otherwise. So the previous
+    handler back in place after fit() means a Ctrl-C, when Tune could install one (main thread, not
+    disabled by TUNE_DISABLE_SIGINT_HANDLER).
+    """
+    watched = threading.current_thread() is threading.main_thread() and os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") == "0"
+    before = signal.getsignal(signal.SIGINT) if watched else None
+    tuner.fit()
+    if not watched:
+        return False
+    ctrl_c = signal.getsignal(signal.SIGINT) is before
+    signal.signal(signal.SIGINT, before)
+    return ctrl_c
 
 
 @dataclass

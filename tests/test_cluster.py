@@ -123,10 +123,12 @@ def cli(args: list[str], env: dict, cwd: Path, timeout: float = 240) -> subproce
 
 @pytest.fixture
 def packed_experiment(tmp_path):
-    """Four short trials, each with half a GPU: two fit on a node at once, so both nodes are needed."""
+    """Four trials, each with half a GPU: two fit on a node at once, so both nodes are needed. A trial lasts
+    seconds, longer than a worker takes to start on the second node: with trials shorter than that, Tune
+    hands every trial to the head node's first two workers as they come free, and the second node idles."""
     config = {
         "name": "packed",
-        "task": {"kind": "charlm", "max_chars": 20000, "seq_len": 32, "steps_per_epoch": 40},
+        "task": {"kind": "charlm", "max_chars": 160000, "seq_len": 32, "steps_per_epoch": 120},
         "search_space": {
             "families": {"gru": {"hidden_size": {"choice": [16, 32]}}, "mlp": {"hidden_size": {"choice": [32, 64]}, "context": {"choice": [4, 8]}}},
             "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}, "batch_size": 32},
