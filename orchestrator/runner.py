@@ -267,8 +267,9 @@ def _fit_noting_ctrl_c(tuner) -> bool:
     handler back in place after fit() means a Ctrl-C, when Tune could install one (main thread, not
     disabled by TUNE_DISABLE_SIGINT_HANDLER).
     """
-    watched = threading.current_thread() is threading.main_thread() and os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") == "0"
-    before = signal.getsignal(signal.SIGINT) if watched else None
+    before = signal.getsignal(signal.SIGINT)
+    watched = (threading.current_thread() is threading.main_thread() and before is not None
+               and os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") == "0")
     tuner.fit()
     if not watched:
         return False
