@@ -123,9 +123,9 @@ def check_run_dir(run_dir: Path) -> Path:
 
 
 def load_trials(run_dir: Path) -> list[TrialRecord]:
-    """Every trial directory under a run, in start order."""
-    trials = []
-    for params in sorted(Path(run_dir).glob("*/params.json"), key=lambda p: p.stat().st_mtime):
+    """Every trial directory under a run, in the order the trials started training."""
+    found = []
+    for params in Path(run_dir).glob("*/params.json"):
         tdir = params.parent
         try:
             config = json.loads(params.read_text())
@@ -134,8 +134,19 @@ def load_trials(run_dir: Path) -> list[TrialRecord]:
         error_file = tdir / "error.txt"
         error = error_file.read_text().strip().splitlines()[-1] if error_file.is_file() and error_file.read_text().strip() else None
         trial_id = tdir.name.split("_", 1)[-1]
-        trials.append(TrialRecord(trial_id, tdir, config, _read_rows(tdir / "result.json"), error))
-    return trials
+        trial = TrialRecord(trial_id, tdir, config, _read_rows(tdir / "result.json"), error)
+        found.append((_started(trial, params), trial))
+    return [trial for _, trial in sorted(found, key=lambda pair: pair[0])]
+
+
+def _started(trial: TrialRecord, params: Path) -> tuple[int, float]:
+    """When a trial's first epoch began (the exact end time the trainable reports, less the epoch's duration);
+    trials with no epoch yet after all others, by their params.json. Not params.json alone: Tune writes the
+    trial folders in a staging directory and copies them to storage, so their times tell copies apart, not starts."""
+    if trial.rows and isinstance(trial.rows[0].get("timestamp"), (int, float)):
+        first = trial.rows[0]
+        return 0, float(first["timestamp"]) - float(first.get("time_this_iter_s") or 0.0)
+    return 1, params.stat().st_mtime
 
 
 def unfinished_trials(run_dir: Path) -> list[str]:

@@ -179,3 +179,17 @@ def test_epochs_a_resumed_trial_ran_again_are_read_once(tmp_path):
     (tmp_path / "result.json").write_text("\n".join(json.dumps(r) for r in lines) + '\n{"training_iteration": 5, "val_b')
     rows = R._read_rows(tmp_path / "result.json")
     assert [(r["training_iteration"], r["val_bpc"]) for r in rows] == [(1, 3.0), (2, 2.6), (3, 2.3), (4, 2.2)]
+
+
+def test_trials_are_listed_in_the_order_they_started(tmp_path):
+    """By their first epoch's start, not by their files' times (Tune copies trial folders to storage later)."""
+    for name, start, mtime in [("t_first", 100.0, 2000.0), ("t_second", 105.0, 1000.0)]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "params.json").write_text("{}")
+        (folder / "result.json").write_text(json.dumps({"training_iteration": 1, "timestamp": start + 2.0, "time_this_iter_s": 2.0}) + "\n")
+        os.utime(folder / "params.json", (mtime, mtime))
+    (tmp_path / "t_waiting").mkdir()
+    (tmp_path / "t_waiting" / "params.json").write_text("{}")
+    os.utime(tmp_path / "t_waiting" / "params.json", (10.0, 10.0))  # no epoch yet: after every trial that trained
+    assert [t.trial_id for t in R.load_trials(tmp_path)] == ["first", "second", "waiting"]
