@@ -81,10 +81,8 @@ class Storage:
     def download_file(self, name: str, relpath: str, local: Path) -> Path:
         """Copies the one file `<run>/<relpath>` to `local` (its folder created if missing); returns it."""
         fs, path = self._path(name, relpath)
-        local.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with fs.open_input_stream(path) as src:
-                local.write_bytes(src.read())
+            _copy_out(fs, path, local)
         except FileNotFoundError:
             raise UserError(f"{self.run(name)}: no {relpath} there; is it a run this orchestrator started?") from None
         except OSError as exc:
@@ -103,17 +101,19 @@ class Storage:
         relpaths = {path[len(base):].lstrip("/"): path for path in files}
         wanted = [rel for rel in relpaths if not skip(rel)]
 
-        def copy(rel: str) -> None:
-            (local / rel).parent.mkdir(parents=True, exist_ok=True)
-            with fs.open_input_stream(relpaths[rel]) as src:
-                (local / rel).write_bytes(src.read())
-
         try:
             with ThreadPoolExecutor(max_workers=16) as pool:  # one request per file: overlap their latencies
-                list(pool.map(copy, wanted))
+                list(pool.map(lambda rel: _copy_out(fs, relpaths[rel], local / rel), wanted))
         except OSError as exc:
             raise UserError(f"{self.run(name)}: cannot be read ({exc})") from None
         return [rel for rel in relpaths if skip(rel)]
+
+
+def _copy_out(fs, path: str, local: Path) -> None:
+    """Copies one file from a pyarrow filesystem to a local path, creating its folder."""
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with fs.open_input_stream(path) as src:
+        local.write_bytes(src.read())
 
 
 def fetch_command(run: str, dest: str) -> str:
