@@ -168,7 +168,6 @@ def resume(run: str | Path, *, address: str | None = None, out: TextIO | None = 
     store = None
     if is_uri(str(run)):
         store, name, run_dir = stored_run(str(run))
-        store.download_file(name, R.EXPERIMENT_FILE, run_dir / R.EXPERIMENT_FILE)
         location = store.run(name)
     else:
         run_dir = Path(run).resolve()
@@ -207,14 +206,17 @@ def mirror_run(store, run_dir: Path, metric: str, mode: str) -> None:
 
 
 def stored_run(location: str):
-    """(storage, run name, a new local directory for this machine's copy) of the run stored at URI `location`."""
+    """(storage, run name, a new local directory for this machine's copy) of the run stored at URI `location`;
+    the copy starts with the run's experiment.yaml, which says how to read the rest."""
     from orchestrator.storage import Storage
 
     root, _, name = location.rstrip("/").rpartition("/")
     store = Storage.of(root)
     if not name or not store.exists(name):
         raise UserError(f"{location}: no such run in that storage")
-    return store, name, Path(tempfile.mkdtemp(prefix="orchestrator-")) / name
+    run_dir = Path(tempfile.mkdtemp(prefix="orchestrator-")) / name
+    store.download_file(name, R.EXPERIMENT_FILE, run_dir / R.EXPERIMENT_FILE)
+    return store, name, run_dir
 
 
 def readable_run(location: str) -> Path:
@@ -224,8 +226,7 @@ def readable_run(location: str) -> Path:
 
     if not is_uri(location):
         return Path(location)
-    store, name, run_dir = stored_run(location)
-    store.download_file(name, R.EXPERIMENT_FILE, run_dir / R.EXPERIMENT_FILE)
+    store, _, run_dir = stored_run(location)
     exp = R.read_experiment(run_dir)
     mirror_run(store, run_dir, exp["metric"], exp["mode"])
     print(f"reading a copy of {location} taken now: {run_dir}", file=sys.stderr, flush=True)

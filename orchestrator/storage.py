@@ -99,14 +99,14 @@ class Storage:
         except OSError as exc:
             raise UserError(f"{self.run(name)}: cannot be listed ({exc})") from None
         relpaths = {path[len(base):].lstrip("/"): path for path in files}
-        wanted = [rel for rel in relpaths if not skip(rel)]
-
+        skipped = {rel for rel in relpaths if skip(rel)}
+        wanted = [rel for rel in relpaths if rel not in skipped]
         try:
             with ThreadPoolExecutor(max_workers=16) as pool:  # one request per file: overlap their latencies
                 list(pool.map(lambda rel: _copy_out(fs, relpaths[rel], local / rel), wanted))
         except OSError as exc:
             raise UserError(f"{self.run(name)}: cannot be read ({exc})") from None
-        return [rel for rel in relpaths if skip(rel)]
+        return sorted(skipped)
 
 
 def _copy_out(fs, path: str, local: Path) -> None:
