@@ -141,6 +141,7 @@ class ExperimentTensorBoard(Callback):
         self.completed: set[str] = set()
         self.failed: set[str] = set()
         self.running: set[str] = set()
+        self._last_step: dict[str, int] = {}
         self._writer = None
 
     def __getstate__(self):
@@ -154,6 +155,7 @@ class ExperimentTensorBoard(Callback):
         self.origin, self.best = state["origin"], state["best"]
         self.completed, self.failed = set(state["completed"]), set(state["failed"])
         self.running = set()  # trials running at the interruption start again and are counted again
+        self._last_step = {}
 
     def _log(self, trial, values: dict[str, float]) -> None:
         now = time.time()
@@ -164,8 +166,12 @@ class ExperimentTensorBoard(Callback):
 
             # The experiment's staging directory on the driver, which Tune syncs to `<storage>/<name>/`.
             self._writer = SummaryWriter(str(Path(trial.storage.experiment_driver_staging_path) / EXPERIMENT_DIR))
-        step = int(round(now - self.origin))
+        seconds = int(round(now - self.origin))
         for name, value in values.items():
+            # Two changes within one second would share a step, and TensorBoard keeps one point per step (a
+            # trial that starts and ends within the second would never show as running): move the later on.
+            step = max(seconds, self._last_step.get(name, -1) + 1)
+            self._last_step[name] = step
             self._writer.add_scalar(experiment_tag(name), value, global_step=step, walltime=now)
         self._writer.flush()
 
