@@ -16,7 +16,7 @@ import yaml
 
 from orchestrator.errors import UserError
 from trainables import constants as C
-from trainables.trainable import DIVERGED_PENALTY, META_FILE, STATE_FILE
+from trainables.constants import DIVERGED_PENALTY, META_FILE, STATE_FILE
 from trainables.training import TrialConfig
 
 EXPERIMENT_FILE = "experiment.yaml"  # the resolved experiment config, written when the run starts

@@ -39,18 +39,37 @@ BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
 _cluster = {"address": None}  # the address start_ray connected to; None for the embedded local Ray
 
 
+# Ray starts one job-less worker per CPU when the first driver connects. A trial can't use them (its actors
+# get workers of the job), so on a 2-core laptop they only compete with the trial workers' imports: without
+# them the first epoch starts ~0.8 s sooner (9.4 s against 10.2 s from launch, median of 8 each).
+LOCAL_RAY_SYSTEM_CONFIG = {"prestart_worker_first_driver": False}
+
+
+# What the driver imports next, once Ray is up: Ray Tune (0.85 s, pandas and pyarrow included), the trainable
+# and the callbacks. Starting Ray mostly waits on its processes, so these load in a thread meanwhile.
+AHEAD_OF_TUNING = ("ray.tune", "trainables.trainable", "orchestrator.progress", "orchestrator.tensorboard")
+# Modules that ray.init itself imports and that the imports ahead import too (a test in tests/test_end_to_end.py checks the
+# list against the installed Ray): they load before the thread starts, so that no module is ever imported by
+# both threads at once (Python hands one of them a half-initialized module when two imports wait on each other).
+IMPORTED_BY_RAY_INIT = ("socketserver", "ray._common.usage.usage_lib", "ray.dashboard")
+
+
 def start_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None, imports: Sequence[str] = ()) -> None:
     """Starts the embedded local Ray (the default) or connects to a cluster; no-op when Ray already runs.
 
     `address="local"` always starts a fresh in-process instance, never a stale cluster left in /tmp.
     `address="auto"` (inside a Ray Job, or on a cluster node) or `HOST:PORT` joins an existing cluster.
-    Worker output stays in Ray's log files; the progress view reports what matters. `imports` are imported
-    in a thread meanwhile: starting Ray mostly waits on its processes, so the driver's CPU is free for them.
+    Worker output stays in Ray's log files; the progress view reports what matters. `imports` (then
+    AHEAD_OF_TUNING) are imported in a thread meanwhile: starting Ray mostly waits on its processes, so the
+    driver's CPU is free for them.
     """
     import ray
 
     if ray.is_initialized():
         return
+    for module in IMPORTED_BY_RAY_INIT:
+        importlib.import_module(module)
+    imports = tuple(imports) + AHEAD_OF_TUNING
     importer = threading.Thread(target=_import_ahead, args=(tuple(imports),), name="import-ahead", daemon=True)
     importer.start()
     try:
@@ -77,7 +96,10 @@ def _init_ray(ray, address: str | None, num_cpus: int | None, num_gpus: int | No
             raise UserError(_connect_problem(address, exc)) from None
         _cluster["address"] = address
     else:
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=False, **common)
+        ray.init(
+            address="local", num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=False,
+            _system_config=LOCAL_RAY_SYSTEM_CONFIG, **common,
+        )
 
 
 def _check_reachable(address: str) -> None:

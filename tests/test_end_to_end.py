@@ -113,3 +113,39 @@ def test_cli_entry_point_rejects_bad_config(tmp_path):
 def test_validate_command(capsys):
     assert main(["validate"]) == 0
     assert "valid" in capsys.readouterr().out
+
+
+# The driver as `orchestrator run` has it just before Ray starts: the CLI, the config, the runner and the data.
+_DRIVER_BEFORE_RAY = """
+import importlib, json, sys
+import orchestrator.cli, orchestrator.config, orchestrator.runner, orchestrator.storage
+from orchestrator import tuning
+from orchestrator.strategies import SEARCHER_IMPORTS
+import ray
+for module in tuning.IMPORTED_BY_RAY_INIT:
+    importlib.import_module(module)
+before = set(sys.modules)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_imports_ahead_share_no_module_with_ray_start():
+    """The modules the driver imports in a thread while Ray starts are never ones ray.init imports itself."""
+    by_init = _new_modules(
+        'ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, '
+        "_system_config=tuning.LOCAL_RAY_SYSTEM_CONFIG); ray.shutdown()"
+    )
+    ahead = _new_modules(
+        "for m in (*SEARCHER_IMPORTS['hyperopt'], *tuning.AHEAD_OF_TUNING): importlib.import_module(m)"
+    )
+    assert "ray.tune" in ahead and any(m.startswith("hyperopt") for m in ahead)
+    assert len(by_init) > 50, "ray.init imports its node-starting modules lazily"
+    assert not by_init & ahead, f"add these to tuning.IMPORTED_BY_RAY_INIT: {sorted(by_init & ahead)}"
+
+
+def _new_modules(code: str) -> set[str]:
+    """The modules a fresh driver imports when it runs `code` after the `_DRIVER_BEFORE_RAY` imports."""
+    script = _DRIVER_BEFORE_RAY + code + "\nprint(json.dumps(sorted(set(sys.modules) - before)))\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=100, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -16,6 +16,14 @@ NODE_ID = "node_id"  # Ray's node id: tells apart nodes that share an IP (severa
 DEVICE = "device"
 GPU_IDS = "gpu_ids"  # the GPUs Ray assigned the trial (its CUDA_VISIBLE_DEVICES), whatever torch sees
 
+# A trial's checkpoint folder: its full state (weights, optimizer, RNG), and the epoch and metric it was
+# taken at, so that the export can pick the best checkpoint without Ray.
+STATE_FILE = "state.pt"
+META_FILE = "meta.json"
+# Reported in place of a NaN/inf metric: searchers rank by order only, so a finite worst value marks the
+# region as bad without feeding NaN to TPE or ASHA.
+DIVERGED_PENALTY = 1e9
+
 # Task metrics, with the direction that makes them better.
 BPC = "val_bpc"
 RMSE = "val_rmse"

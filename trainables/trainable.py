@@ -19,15 +19,10 @@ import torch
 from ray import tune
 
 from trainables import constants as C
+from trainables.constants import DIVERGED_PENALTY, META_FILE, STATE_FILE  # defined there: readers of a run need no Ray
 from trainables.objectives import Objective
 from trainables.tasks.base import TaskData
 from trainables.training import DeviceData, TrialConfig, build_trial, run_epoch
-
-STATE_FILE = "state.pt"
-META_FILE = "meta.json"  # epoch and metric of a checkpoint, so the export can pick the best without Ray
-# Reported in place of a NaN/inf metric: searchers rank by order only, so a finite worst value marks the
-# region as bad without feeding NaN to TPE or ASHA.
-DIVERGED_PENALTY = 1e9
 
 
 @dataclass(frozen=True)
