@@ -110,7 +110,8 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
         out[name] = {key: median([r[key] for r in results]) for key, _, _ in ROWS}
         walls = [r["wall_s"] for r in results]
         loads = [v for r in results for v in (r.get("load_before"), r.get("load_after")) if v is not None]
-        out[name].update(wall_min=min(walls), wall_max=max(walls), repeats=len(results),
+        epochs = [r["epochs"] for r in results]
+        out[name].update(wall_min=min(walls), wall_max=max(walls), epochs_min=min(epochs), epochs_max=max(epochs), repeats=len(results),
                          load_min=min(loads, default=float("nan")), load_max=max(loads, default=float("nan")))
     return out
 
@@ -140,6 +141,12 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     repeats = max(summary[n]["repeats"] for n in names)
     lines.append("")
     lines.append(f"Medians over {repeats} run(s) of each contender; wall time min–max: {spread}.")
+    varied = [n for n in names if summary[n].get("epochs_min", 0) != summary[n].get("epochs_max", 0)]
+    if varied:
+        # With trials running at once, ASHA's and TPE's decisions depend on which trial reports first, so repeats of
+        # one search can spend different epochs; each figure's median may then come from a different repeat.
+        ranges = ", ".join(f"{TITLES[n]} {summary[n]['epochs_min']:.0f}–{summary[n]['epochs_max']:.0f}" for n in varied)
+        lines.append(f"Epochs run differed between repeats (the order in which concurrent trials report steers the search): {ranges}.")
     if "orchestrator" in summary and "plain" in summary:
         ours, plain = summary["orchestrator"], summary["plain"]
         floor, idle = ours["step_s"] / ours["slots"], ratio(ours["idle_s"], plain["idle_s"])

@@ -107,3 +107,17 @@ def test_optuna_translation_covers_every_domain():
         assert 1e-4 <= config["lr"] <= 1e-2 and config["batch_size"] == 32
         assert np.isclose(config["weight_decay"] / 0.001, round(config["weight_decay"] / 0.001))
     assert families == {"lstm", "mlp"}
+
+
+def test_table_says_when_repeats_ran_different_epochs():
+    """Concurrent trials can steer one search down different paths; the table then shows each contender's range."""
+
+    def run(wall: float, epochs: int) -> dict:
+        return {"wall_s": wall, "trials_finished": 16, "epochs": epochs, "step_s": wall, "slots": 2, "busy": 0.5, "idle_s": wall / 2,
+                "trials_per_hour": 1.0, "wall_per_epoch_s": wall / epochs, "best": 2.0, "load_before": 1.0, "load_after": 1.0}
+
+    varied = harness.table(harness.summarize({"orchestrator": [run(50, 45), run(37, 35), run(52, 45)], "plain": [run(76, 36)] * 3}))
+    assert "Epochs run differed between repeats (the order in which concurrent trials report steers the search): orchestrator 35–45." in varied
+    assert "plain Ray Tune 36" not in varied
+    same = harness.table(harness.summarize({"orchestrator": [run(50, 45)] * 2, "plain": [run(76, 36)] * 2}))
+    assert "differed" not in same
