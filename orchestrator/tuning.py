@@ -48,9 +48,9 @@ LOCAL_RAY_SYSTEM_CONFIG = {"prestart_worker_first_driver": False}
 # What the driver imports next, once Ray is up: Ray Tune (0.85 s, pandas and pyarrow included), the trainable
 # and the callbacks. Starting Ray mostly waits on its processes, so these load in a thread meanwhile.
 AHEAD_OF_TUNING = ("ray.tune", "trainables.trainable", "orchestrator.progress", "orchestrator.tensorboard")
-# Modules that ray.init itself imports and that the imports ahead import too (a test in tests/test_end_to_end.py checks the
-# list against the installed Ray): they load before the thread starts, so that no module is ever imported by
-# both threads at once (Python hands one of them a half-initialized module when two imports wait on each other).
+# Modules that ray.init itself imports and that the imports ahead import too (tests/test_end_to_end.py checks
+# the list against the installed Ray): they load before the thread starts, so that no module is ever imported
+# by both threads at once (Python hands one of them a half-initialized module when two imports wait on each other).
 IMPORTED_BY_RAY_INIT = ("socketserver", "ray._common.usage.usage_lib", "ray.dashboard")
 
 
@@ -59,17 +59,19 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None, num_gp
 
     `address="local"` always starts a fresh in-process instance, never a stale cluster left in /tmp.
     `address="auto"` (inside a Ray Job, or on a cluster node) or `HOST:PORT` joins an existing cluster.
-    Worker output stays in Ray's log files; the progress view reports what matters. `imports` (then
-    AHEAD_OF_TUNING) are imported in a thread meanwhile: starting Ray mostly waits on its processes, so the
-    driver's CPU is free for them.
+    Worker output stays in Ray's log files; the progress view reports what matters. `imports` (then, for
+    the embedded Ray, AHEAD_OF_TUNING) are imported in a thread meanwhile: starting Ray mostly waits on its
+    processes, so the driver's CPU is free for them.
     """
     import ray
 
     if ray.is_initialized():
         return
-    for module in IMPORTED_BY_RAY_INIT:
-        importlib.import_module(module)
-    imports = tuple(imports) + AHEAD_OF_TUNING
+    if not address:
+        # Only for the embedded start, the one whose imports the test checks (connecting to a cluster imports others).
+        for module in IMPORTED_BY_RAY_INIT:
+            importlib.import_module(module)
+        imports = tuple(imports) + AHEAD_OF_TUNING
     importer = threading.Thread(target=_import_ahead, args=(tuple(imports),), name="import-ahead", daemon=True)
     importer.start()
     try:
