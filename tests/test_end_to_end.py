@@ -115,7 +115,7 @@ def test_validate_command(capsys):
     assert "valid" in capsys.readouterr().out
 
 
-# The driver as `orchestrator run` has it just before Ray starts: the CLI, the config, the runner and the data.
+# The driver as `orchestrator run` has it just before Ray starts: the CLI, the config and the runner imported.
 _DRIVER_BEFORE_RAY = """
 import importlib, json, sys
 import orchestrator.cli, orchestrator.config, orchestrator.runner, orchestrator.storage
