@@ -1,7 +1,8 @@
 """The Optuna contender: TPE sampler + SuccessiveHalvingPruner in Optuna's default one-process loop.
 
 Data is loaded and staged once (trials run one after another in this process); the search space is the
-same declarative space the orchestrator uses, translated to Optuna's define-by-run calls below.
+same declarative space the orchestrator uses, translated to Optuna's define-by-run calls by
+`search_spaces.optuna_space.suggest`.
 """
 
 from __future__ import annotations
@@ -14,39 +15,7 @@ from typing import Any
 from benchmarks.workload import (
     METRIC, TrialFigures, Workload, device_for, figures, fixed_configs, load_data, search_space, startup_trials, trial_seed,
 )
-
-
-def suggest_value(trial, name: str, domain: Any) -> Any:
-    """One hyperparameter of a declarative space, drawn through Optuna (constants pass through)."""
-    from search_spaces import Choice, LogUniform, QUniform, RandInt, Uniform
-
-    if isinstance(domain, Choice):
-        return trial.suggest_categorical(name, list(domain.options))
-    if isinstance(domain, RandInt):
-        return trial.suggest_int(name, domain.low, domain.high - 1)  # the space's high is excluded, Optuna's included
-    if isinstance(domain, QUniform):
-        if domain.log:
-            # Optuna has no stepped log scale: draw on the log scale and round to the step, as hyperopt's qloguniform does.
-            value = round(trial.suggest_float(name, domain.low, domain.high, log=True) / domain.q) * domain.q
-            value = min(max(value, domain.low), domain.high)
-            return int(round(value)) if domain.integer else float(value)
-        if domain.integer:
-            return trial.suggest_int(name, domain.low, domain.high, step=domain.q)
-        return trial.suggest_float(name, domain.low, domain.high, step=domain.q)
-    if isinstance(domain, LogUniform):
-        return trial.suggest_float(name, domain.low, domain.high, log=True)
-    if isinstance(domain, Uniform):
-        return trial.suggest_float(name, domain.low, domain.high)
-    return domain
-
-
-def suggest_config(trial, space) -> dict[str, Any]:
-    """A config in the orchestrator's shape ({"arch": {"family", "model"}, <train>}) from an Optuna trial."""
-    families = list(space.families)
-    family = trial.suggest_categorical("family", families) if len(families) > 1 else families[0]
-    # Per-family names keep the conditional branches apart, like the hyperopt translation's labels.
-    model = {k: suggest_value(trial, f"{family}/{k}", v) for k, v in space.families[family].items()}
-    return {"arch": {"family": family, "model": model}, **{k: suggest_value(trial, k, v) for k, v in space.train.items()}}
+from search_spaces.optuna_space import suggest
 
 
 def run(w: Workload, workdir: Path) -> dict[str, Any]:
@@ -64,7 +33,7 @@ def run(w: Workload, workdir: Path) -> dict[str, Any]:
     trials: list[TrialFigures] = []
 
     def objective_fn(trial) -> float:
-        config = fixed[trial.number] if fixed else suggest_config(trial, space)
+        config = fixed[trial.number] if fixed else suggest(trial, space)
         state = build_trial(TrialConfig.from_tune(config), data.spec, device, seed=trial_seed(config, w.seed), max_epochs=w.max_epochs)
         rows: list[dict[str, Any]] = []
         try:

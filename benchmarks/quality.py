@@ -79,7 +79,8 @@ def experiment(strategy: str, seed: int, args, storage: str) -> dict[str, Any]:
         "task": TASKS[args.task][0],
         "search_space": TASKS[args.task][1],
         "searcher": searcher,
-        "scheduler": {"kind": scheduler, "max_epochs": args.max_epochs, "grace_period": args.grace_period, "reduction_factor": args.reduction_factor},
+        "scheduler": {"kind": scheduler, "max_epochs": args.max_epochs,
+                      **({"grace_period": args.grace_period, "reduction_factor": args.reduction_factor} if scheduler == "asha" else {})},
         "num_samples": trials,
         "max_concurrent": 1,  # one at a time: the order in which epochs are spent is exact
         "resources": {"cpu": 1, "gpu": 0},
@@ -95,13 +96,13 @@ def run_search(raw: dict[str, Any], storage: Path) -> Curve:
     from orchestrator import results as R
     from orchestrator import tuning
     from orchestrator.config import Experiment, check_space, parse_config
-    from orchestrator.runner import load_data
+    from orchestrator.prepare import prepare
 
     file = storage / f"{raw['name']}.yaml"
     config = parse_config(raw, str(file))
-    exp = Experiment(config, check_space(config, file), file)
-    data, metric, mode = load_data(exp)
-    setup = tuning.build_tuner(exp, data, str(storage), metric, mode)
+    p = prepare(Experiment(config, check_space(config, file), file))
+    metric = p.metric
+    setup = tuning.build_tuner(p, str(storage))
     with contextlib.redirect_stdout(io.StringIO()):  # the per-trial progress lines are not the point here
         setup.tuner.fit()
     epochs, seconds, best = [], [], []
@@ -203,10 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reduction-factor", type=int, default=2)
     p.add_argument("--out", default=str(RESULTS_DIR))
     args = p.parse_args(argv)
-    from orchestrator import tuning
+    from orchestrator import cluster
 
     budget = args.random_trials * args.max_epochs
-    tuning.start_ray(None)
+    cluster.start_ray(None)
     curves: dict[str, list[Curve]] = {s: [] for s in STRATEGIES}
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="quality-") as storage:

@@ -87,10 +87,10 @@ def task_options(w: Workload) -> dict[str, Any]:
 
 def load_data(w: Workload):
     """The charlm task's TaskData for this workload (what every contender trains on)."""
-    from orchestrator.config import CharLMTask
     from trainables.tasks import TASKS
 
-    return TASKS["charlm"].load(CharLMTask(**task_options(w)))
+    task = TASKS["charlm"]
+    return task.load(task.options(**task_options(w)))
 
 
 def device_for(gpu_share: float):
@@ -106,7 +106,7 @@ def device_for(gpu_share: float):
 
 def startup_trials(w: Workload) -> int:
     """Random trials before TPE models the results: the orchestrator's rule, used by every contender."""
-    from orchestrator.strategies import hyperopt_startup_trials
+    from orchestrator.searchers import hyperopt_startup_trials
 
     return hyperopt_startup_trials(w.num_trials)
 
@@ -119,7 +119,7 @@ def fixed_configs(w: Workload) -> list[dict[str, Any]]:
 
 def trial_seed(config: dict[str, Any], base: int) -> int:
     """The model-initialization seed of a config: the orchestrator's own rule, so equal configs start equal."""
-    from trainables.training import TrialConfig
+    from trainables.trial import TrialConfig
 
     return TrialConfig.from_tune(config).seed(base)
 
@@ -132,8 +132,8 @@ def experiment(w: Workload, storage: str) -> dict[str, Any]:
         "task": task_options(w),
         "search_space": space_mapping(),
         "searcher": "hyperopt" if search else "random",
-        "scheduler": {"kind": "asha" if search else "fifo", "max_epochs": w.max_epochs, "grace_period": w.grace_period,
-                      "reduction_factor": w.reduction_factor},
+        "scheduler": ({"kind": "asha", "max_epochs": w.max_epochs, "grace_period": w.grace_period, "reduction_factor": w.reduction_factor}
+                      if search else {"kind": "fifo", "max_epochs": w.max_epochs}),
         "num_samples": w.num_trials,
         "max_concurrent": w.concurrent,
         "resources": {"cpu": w.cpu_per_trial, "gpu": w.gpu_per_trial},

@@ -26,14 +26,14 @@ def _run(args) -> int:
 
 def _validate(args) -> int:
     from orchestrator.config import load_experiment
-    from orchestrator.runner import load_data, resolve_data_path
-    from orchestrator.config import Experiment
+    from orchestrator.prepare import prepare
 
-    exp = load_experiment(args.experiment, args.set)
-    exp = Experiment(resolve_data_path(exp.config, exp.file), exp.space, exp.file)
-    data, metric, mode = load_data(exp)
-    print(f"{exp.file}: valid. {data.summary()}; {len(exp.space.families)} families ({', '.join(exp.space.families)}); "
-          f"optimizing {metric} ({mode}) with {exp.config.searcher} + {exp.config.scheduler.kind}")
+    p = prepare(load_experiment(args.experiment, args.set))
+    c = p.exp.config
+    taken = "" if c.search_space is not None else " (the task's default: set `search_space` to choose another)"
+    print(f"{p.exp.file}: valid. {p.data.summary()}; search space {p.exp.space.source}{taken}: "
+          f"{len(p.exp.space.families)} famil{'y' if len(p.exp.space.families) == 1 else 'ies'} ({', '.join(p.exp.space.families)}); "
+          f"optimizing {p.metric} ({p.mode}) with {c.searcher} + {c.scheduler.kind}")
     return 0
 
 
@@ -45,28 +45,24 @@ def _resume(args) -> int:
 
 def _best(args) -> int:
     from orchestrator import results as R
-    from orchestrator.progress import describe
-    from orchestrator.runner import readable_run
+    from orchestrator.console import describe
+    from orchestrator.storage import readable_run
 
-    run_dir = R.check_run_dir(readable_run(args.run_dir))
-    exp = R.read_experiment(run_dir)
-    metric, mode, max_epochs = exp["metric"], exp["mode"], exp["scheduler"]["max_epochs"]
-    board = R.leaderboard(R.load_trials(run_dir), metric, mode)[: args.top]
-    best_file = run_dir / R.BEST_DIR / R.METRICS_FILE
-    best = json.loads(best_file.read_text()) if best_file.is_file() else None
-    rows = [
-        {"rank": i + 1, "trial_id": t.trial_id, "family": t.family, "status": t.status(max_epochs), "epochs": t.epochs,
-         metric: t.best(metric, mode), "hyperparameters": t.hparams()}
-        for i, t in enumerate(board)
-    ]
+    run = R.read_run(readable_run(args.run_dir))
+    trials = {t.trial_id: t for t in run.trials()}
+    rows = R.leaderboard_rows(list(trials.values()), run.metric, run.mode, run.max_epochs)[: args.top]
+    best = run.best_model()
     if args.json:
-        print(json.dumps({"run_dir": str(run_dir), "metric": metric, "mode": mode, "trials": rows, "best": best}, indent=2))
+        shown = [{**{k: v for k, v in row.items() if k not in ("best", "hyperparameters")}, run.metric: row["best"],
+                  "hyperparameters": row["hyperparameters"]} for row in rows]
+        print(json.dumps({"run_dir": str(run.run_dir), "metric": run.metric, "mode": run.mode, "trials": shown, "best": best}, indent=2))
         return 0
-    print(f"{run_dir.name}: {len(board)} trial(s), ranked by {metric} ({mode})")
-    print(f"{'#':>3}  {'trial':<10} {'status':<14} {'epochs':>6}  {metric:>12}  hyperparameters")
-    for row, t in zip(rows, board):
-        value = f"{row[metric]:.4g}" if row[metric] is not None else "-"
-        print(f"{row['rank']:>3}  {t.trial_id:<10} {row['status']:<14} {row['epochs']:>6}  {value:>12}  {describe(t.config)}")
+    print(f"{run.run_dir.name}: {len(rows)} trial(s), ranked by {run.metric} ({run.mode})")
+    print(f"{'#':>3}  {'trial':<10} {'status':<14} {'epochs':>6}  {run.metric:>12}  hyperparameters")
+    for row in rows:
+        value = f"{row['best']:.4g}" if row["best"] is not None else "-"
+        print(f"{row['rank']:>3}  {row['trial_id']:<10} {row['status']:<14} {row['epochs']:>6}  {value:>12}  "
+              f"{describe(trials[row['trial_id']].config)}")
     if best:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in best["metrics"].items())
         print(f"best model ({best['trial_id']}, epoch {best['epoch']}): {shown}")
@@ -75,24 +71,26 @@ def _best(args) -> int:
 
 def _export(args) -> int:
     from orchestrator import results as R
-    from orchestrator.runner import experiment_from_run, export_best, load_data, readable_run
-    from trainables.export import atomic_write
+    from orchestrator.storage import readable_run
+    from trainables.files import atomic_write
 
-    run_dir = R.check_run_dir(readable_run(args.run_dir))
+    run = R.read_run(readable_run(args.run_dir))
     out = Path(args.out)
-    existing = run_dir / R.BEST_DIR / R.MODEL_FILE
+    existing = run.run_dir / R.BEST_DIR / R.MODEL_FILE
     if existing.is_file():
         atomic_write(out, lambda tmp: shutil.copyfile(existing, tmp))
     else:  # an interrupted run: export from its best checkpoint so far
-        exp = experiment_from_run(run_dir)
-        data, metric, mode = load_data(exp)
-        export_best(run_dir, exp, data, metric, mode, out_path=out)
+        from orchestrator.exporting import export_best
+        from orchestrator.prepare import experiment_from_run, prepare
+
+        p = prepare(experiment_from_run(run.run_dir))
+        export_best(run.run_dir, p.data, p.metric, p.mode, out_path=out)
     print(f"wrote {out}; load it with: from trainables import load_model; load_model('{out}')")
     return 0
 
 
 def _tensorboard(args) -> int:
-    from orchestrator.runner import readable_run
+    from orchestrator.storage import readable_run
     from orchestrator.tensorboard import serve
 
     run_dir = readable_run(args.run_dir)
@@ -104,8 +102,7 @@ def _tensorboard(args) -> int:
 
 def _report(args) -> int:
     from orchestrator.report import write_report
-    from orchestrator.runner import readable_run
-    from orchestrator.storage import is_uri
+    from orchestrator.storage import is_uri, readable_run
 
     run_dir = readable_run(args.run_dir)
     default = Path(f"{run_dir.name}-report.html") if is_uri(args.run_dir) else None  # not inside a temporary copy
@@ -127,16 +124,20 @@ def _sample(args) -> int:
 
 
 def _list(args) -> int:
-    from orchestrator.strategies import SCHEDULER_HELP, SEARCHER_HELP
+    from orchestrator.schedulers import SCHEDULERS
+    from orchestrator.searchers import SEARCHERS
     from search_spaces import BUNDLED
     from trainables.models import MODELS
     from trainables.tasks import TASKS
 
+    def pairs_with(record) -> str:
+        return "" if record.searchers is None else f" (pairs with searcher {', '.join(sorted(record.searchers))} only)"
+
     sections = {
         "model families": {n: f"{m.description}; hyperparameters: {', '.join(m.hyperparameters())}" for n, m in MODELS.items()},
-        "tasks": {n: t.description for n, t in TASKS.items()},
-        "searchers": SEARCHER_HELP,
-        "schedulers": SCHEDULER_HELP,
+        "tasks": {n: f"{t.description}; default search space: {t.default_space}" for n, t in TASKS.items()},
+        "searchers": {n: s.help for n, s in SEARCHERS.items()},
+        "schedulers": {n: s.help + pairs_with(s) for n, s in SCHEDULERS.items()},
         "bundled search spaces": {n: str(p.name) for n, p in BUNDLED.items()},
     }
     for title, entries in sections.items():

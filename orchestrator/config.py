@@ -16,73 +16,24 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import UserError
-from orchestrator.strategies import SCHEDULERS, SEARCHERS
-from trainables.constants import METRIC_MODES
+from orchestrator.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
+from orchestrator.schema import Strict
+from orchestrator.searchers import DEFAULT_SEARCHER, SEARCHERS
 from trainables.models import families_for
-from trainables.tasks import TASKS
+from trainables.tasks import TASKS, metric_modes
 
 QUICKSTART = Path(__file__).resolve().parent / "quickstart.yaml"
 NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TaskBase(Strict):
-    data: Optional[str] = Field(None, description="your own data file; the built-in dataset when absent")
-    val_fraction: float = Field(0.1, gt=0, lt=0.5)
-    test_fraction: float = Field(0.1, gt=0, lt=0.5)
-    steps_per_epoch: Optional[int] = Field(None, ge=1, description="cap on training batches per epoch; a full pass when absent")
-
-
-class CharLMTask(TaskBase):
-    kind: Literal["charlm"]
-    seq_len: int = Field(64, ge=2, le=4096)
-    max_chars: Optional[int] = Field(None, ge=100, description="use only the first max_chars characters of the corpus")
-
-
-class ForecastTask(TaskBase):
-    kind: Literal["forecast"]
-    window: int = Field(24, ge=1, description="past steps each forecast sees")
-    columns: Optional[list[str]] = Field(None, description="series columns; all but time_column when absent")
-    targets: Optional[list[str]] = Field(None, description="columns to forecast; all columns when absent")
-    time_column: Optional[str] = None
-    val_fraction: float = Field(0.15, gt=0, lt=0.5)
-    test_fraction: float = Field(0.15, gt=0, lt=0.5)
-
-
-class TabularTask(TaskBase):
-    kind: Literal["tabular"]
-    target: Optional[str] = Field(None, description="target column (required with your own data)")
-    problem: Literal["auto", "classification", "regression"] = "auto"
-    split_seed: int = 0
-    val_fraction: float = Field(0.15, gt=0, lt=0.5)
-    test_fraction: float = Field(0.15, gt=0, lt=0.5)
-
-
-TASK_OPTIONS = {"charlm": CharLMTask, "forecast": ForecastTask, "tabular": TabularTask}
-TaskOptions = Annotated[Union[CharLMTask, ForecastTask, TabularTask], Field(discriminator="kind")]
-
-
-class SchedulerConfig(Strict):
-    kind: str = "asha"
-    max_epochs: int = Field(10, ge=1)
-    grace_period: int = Field(1, ge=1)
-    reduction_factor: float = Field(2.0, gt=1)
-
-    @field_validator("kind")
-    @classmethod
-    def known_scheduler(cls, v: str) -> str:
-        if v not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler '{v}'; known: {', '.join(sorted(SCHEDULERS))}")
-        return v
-
-    @model_validator(mode="after")
-    def grace_within_max(self):
-        if self.grace_period > self.max_epochs:
-            raise ValueError(f"`grace_period <= max_epochs` must hold, but got ({self.grace_period=}, {self.max_epochs=})")
-        return self
+# Each task's and each scheduler's options model lives beside its record (trainables/tasks/<kind>.py,
+# orchestrator/schedulers.py); the unions, discriminated by `kind`, are built from the registries.
+TASK_OPTIONS = {name: task.options for name, task in TASKS.items()}
+TaskOptions = Annotated[Union[tuple(TASK_OPTIONS.values())], Field(discriminator="kind")]
+SCHEDULER_OPTIONS = {name: record.options for name, record in SCHEDULERS.items()}
+SchedulerOptions = Annotated[Union[tuple(SCHEDULER_OPTIONS.values())], Field(discriminator="kind")]
+# key -> (its kinds' option models, what a kind is called in messages, the registry listing the known kinds)
+DISCRIMINATED = {"task": (TASK_OPTIONS, "task"), "scheduler": (SCHEDULER_OPTIONS, "scheduler")}
 
 
 class Resources(Strict):
@@ -106,9 +57,10 @@ class CheckpointPolicy(Strict):
 class ExperimentConfig(Strict):
     name: str = "experiment"
     task: TaskOptions
-    search_space: Union[str, dict[str, Any]] = Field(description="bundled space name, YAML path, or inline mapping")
-    searcher: str = "hyperopt"
-    scheduler: SchedulerConfig = SchedulerConfig()
+    search_space: Optional[Union[str, dict[str, Any]]] = Field(
+        None, description="bundled space name, YAML path, or inline mapping; the task's bundled space when absent")
+    searcher: str = DEFAULT_SEARCHER
+    scheduler: SchedulerOptions = SCHEDULER_OPTIONS[DEFAULT_SCHEDULER]()
     num_samples: int = Field(16, ge=1)
     max_concurrent: Optional[int] = Field(None, ge=1, description="trials at once; as many as the CPUs/GPUs allow when absent")
     resources: Resources = Resources()
@@ -119,6 +71,14 @@ class ExperimentConfig(Strict):
     storage: str = "runs"
     time_budget_s: Optional[float] = Field(None, gt=0)
     max_failures: int = Field(1, ge=0, description="retries of a crashed trial from its last checkpoint")
+
+    @model_validator(mode="before")
+    @classmethod
+    def default_scheduler_kind(cls, raw: Any) -> Any:
+        """`scheduler: {max_epochs: 5}` means the default scheduler with that option."""
+        if isinstance(raw, dict) and isinstance(raw.get("scheduler"), dict) and "kind" not in raw["scheduler"]:
+            return {**raw, "scheduler": {**raw["scheduler"], "kind": DEFAULT_SCHEDULER}}
+        return raw
 
     @field_validator("name")
     @classmethod
@@ -137,14 +97,30 @@ class ExperimentConfig(Strict):
     @field_validator("metric")
     @classmethod
     def known_metric(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None and v not in METRIC_MODES:
-            raise ValueError(f"unknown metric '{v}'; known: {', '.join(sorted(METRIC_MODES))}")
+        modes = metric_modes()
+        if v is not None and v not in modes:
+            raise ValueError(f"unknown metric '{v}'; known: {', '.join(sorted(modes))}")
         return v
+
+    @model_validator(mode="after")
+    def valid_pairing(self):
+        """A scheduler that works only with some searchers (say, BOHB's HyperBand) refuses the others, with its rule."""
+        allowed = SCHEDULERS[self.scheduler.kind].searchers
+        if allowed is not None and self.searcher not in allowed:
+            rule = SCHEDULERS[self.scheduler.kind].pairing_rule
+            raise ValueError(f"scheduler '{self.scheduler.kind}' works with searcher {', '.join(sorted(allowed))} only, but got "
+                             f"searcher '{self.searcher}'" + (f" ({rule})" if rule else ""))
+        return self
+
+    @property
+    def space_ref(self) -> Union[str, dict[str, Any]]:
+        """The search space to use: the configured one, or the task's bundled space."""
+        return self.search_space if self.search_space is not None else TASKS[self.task.kind].default_space
 
     def resolved_metric(self, task_metric: str) -> tuple[str, str]:
         """(metric, mode): the configured ones, or the task's metric and its natural direction."""
         metric = self.metric or task_metric
-        return metric, self.mode or METRIC_MODES[metric]
+        return metric, self.mode or metric_modes()[metric]
 
 
 def _closest(word: str, choices: list[str]) -> str:
@@ -160,9 +136,10 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     parts = list(loc)
     while parts:
         part = parts.pop(0)
-        if model is ExperimentConfig and part == "task":
-            if parts and parts[0] in TASK_OPTIONS:
-                model = TASK_OPTIONS[parts.pop(0)]
+        if model is ExperimentConfig and part in DISCRIMINATED:
+            options = DISCRIMINATED[part][0]
+            if parts and parts[0] in options:
+                model = options[parts.pop(0)]
                 continue
             return None
         field = model.model_fields.get(part) if isinstance(part, str) else None
@@ -178,8 +155,9 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
 
 def _describe(error: dict, source: str) -> str:
     loc = tuple(error["loc"])
-    if loc and loc[0] == "task" and len(loc) > 1 and loc[1] in TASK_OPTIONS:
-        key_loc = ("task",) + loc[2:]
+    # A discriminated key's location holds the kind (`scheduler.asha.grace`): the user wrote `scheduler.grace`.
+    if loc and loc[0] in DISCRIMINATED and len(loc) > 1 and loc[1] in DISCRIMINATED[loc[0]][0]:
+        key_loc = (loc[0],) + loc[2:]
     else:
         key_loc = loc
     key = ".".join(str(p) for p in key_loc) or "(top level)"
@@ -189,8 +167,10 @@ def _describe(error: dict, source: str) -> str:
         return f"{source}: unknown key '{key}'; {_closest(str(loc[-1]), known)}known: {', '.join(known)}"
     if error["type"] == "missing":
         return f"{source}: key '{key}' is required"
-    if error["type"] == "union_tag_invalid" or error["type"] == "union_tag_not_found":
-        return f"{source}: key 'task.kind': value {error.get('input', {}).get('kind') if isinstance(error.get('input'), dict) else None!r}: unknown task; known: {', '.join(sorted(TASKS))}"
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        options, what = DISCRIMINATED[loc[0]]
+        kind = error.get("input", {}).get("kind") if isinstance(error.get("input"), dict) else None
+        return f"{source}: key '{loc[0]}.kind': value {kind!r}: unknown {what} '{kind}'; known: {', '.join(sorted(options))}"
     message = error["msg"].removeprefix("Value error, ")
     return f"{source}: key '{key}': value {error.get('input')!r}: {message}"
 
@@ -227,7 +207,7 @@ def read_yaml(path: Path) -> dict:
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: malformed YAML: {' '.join(str(exc).split())}") from None
     if raw is None:
-        raise UserError(f"{path}: the file is empty; an experiment needs at least 'task' and 'search_space'")
+        raise UserError(f"{path}: the file is empty; an experiment needs at least 'task'")
     if not isinstance(raw, dict):
         raise UserError(f"{path}: an experiment must be a mapping of keys, but the file holds a {type(raw).__name__}")
     return raw
@@ -270,11 +250,12 @@ def load_experiment(path: str | Path | None, overrides: list[str] = (), *, name:
 
 
 def check_space(config: ExperimentConfig, file: Path):
-    """Parses the search space and checks that every family in it can run the task."""
+    """Parses the search space (the task's bundled one when the experiment names none) and checks that every
+    family in it can run the task and that the searcher can search it."""
     from search_spaces import SpaceError, load_space
 
     try:
-        space = load_space(config.search_space, base=file.parent)
+        space = load_space(config.space_ref, base=file.parent)
     except SpaceError as exc:
         raise UserError(str(exc)) from None
     input_kind = TASKS[config.task.kind].input_kind
@@ -285,9 +266,7 @@ def check_space(config: ExperimentConfig, file: Path):
                 f"{space.source}: families.{family}: model family '{family}' cannot run task '{config.task.kind}' "
                 f"(its input is {input_kind}); families for this task: {', '.join(usable)}"
             )
-    if config.searcher == "grid" and not any(
-        getattr(v, "grid", False) for sub in [*space.families.values(), space.train] for v in sub.values()
-    ) and len(space.families) == 1:
-        raise UserError(f"{file}: key 'searcher': value 'grid': the space {space.source} has no grid domains to enumerate")
+    problem = SEARCHERS[config.searcher].problem(space)
+    if problem:
+        raise UserError(f"{file}: key 'searcher': value '{config.searcher}': {problem}")
     return space
-

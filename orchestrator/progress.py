@@ -14,26 +14,9 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
+from orchestrator import results as R
+from orchestrator.console import clock, describe
 from trainables import constants as C
-from trainables.training import TrialConfig
-
-KEY_HPARAMS = ("model/hidden_size", "model/num_layers", "lr", "optimizer", "batch_size")
-
-
-def clock(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def describe(config: dict[str, Any]) -> str:
-    """`lstm hidden_size=96 num_layers=2 lr=3.1e-03 ...` for a Tune config."""
-    flat = TrialConfig.from_tune(config).flat()
-    parts = [flat["family"]]
-    for key in KEY_HPARAMS:
-        if key in flat:
-            value = flat[key]
-            parts.append(f"{key.removeprefix('model/')}={value:.1e}" if isinstance(value, float) else f"{key.removeprefix('model/')}={value}")
-    return " ".join(parts)
 
 
 class Progress(Callback):
@@ -75,8 +58,9 @@ class Progress(Callback):
                 self.failed += 1
             elif trial.status == "TERMINATED":
                 self.done += 1
-                self.diverged += bool(result.get(C.DIVERGED))
-                self.early += not result.get(C.DIVERGED) and result.get("training_iteration", 0) < self.max_epochs
+                ended = R.ended_as(result, self.max_epochs)
+                self.diverged += ended == R.DIVERGED
+                self.early += ended == R.STOPPED_EARLY
                 best = (trial.metric_analysis or {}).get(self.metric, {}).get(self.mode)
                 if isinstance(best, (int, float)) and not result.get(C.DIVERGED) and self._better(best):
                     self.best = (best, trial.trial_id, describe(trial.config))
@@ -98,14 +82,10 @@ class Progress(Callback):
         self.running.discard(trial.trial_id)
         result = self.last.get(trial.trial_id, {})
         epochs = result.get("training_iteration", 0)
-        if result.get(C.DIVERGED):
-            self.diverged += 1
-            outcome = "diverged (loss became NaN/inf), stopped"
-        elif epochs < self.max_epochs:
-            self.early += 1
-            outcome = "stopped early by the scheduler"
-        else:
-            outcome = "finished"
+        ended = R.ended_as(result, self.max_epochs)
+        self.diverged += ended == R.DIVERGED
+        self.early += ended == R.STOPPED_EARLY
+        outcome = {R.DIVERGED: "diverged (loss became NaN/inf), stopped", R.STOPPED_EARLY: "stopped early by the scheduler"}.get(ended, ended)
         self.done += 1
         value = result.get(self.metric)
         shown = f"{self.metric} {value:.4g}" if isinstance(value, (int, float)) and not result.get(C.DIVERGED) else "no metric"

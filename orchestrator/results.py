@@ -1,7 +1,9 @@
-"""Reading a run directory without Ray: trials, their results, checkpoints and the leaderboard.
+"""Reading a run directory: the experiment, its trials, their status, the leaderboard and the best model.
 
-Everything here works on a finished run, an interrupted one and one still running (it reads the files
-Tune writes per trial: params.json, result.json, checkpoint_*/).
+The one reading layer that `best`, `report`, `export`, the console summary and the benchmarks share. It
+imports neither torch nor Ray Tune (`orchestrator best` answers in a fraction of a second), and works on a
+finished run, an interrupted one and one still running (it reads the files Tune writes per trial:
+params.json, result.json, checkpoint_*/).
 """
 
 from __future__ import annotations
@@ -17,13 +19,26 @@ import yaml
 from orchestrator.errors import UserError
 from trainables import constants as C
 from trainables.constants import DIVERGED_PENALTY, META_FILE, STATE_FILE
-from trainables.training import TrialConfig
+from trainables.trial import TrialConfig, family_of
 
 EXPERIMENT_FILE = "experiment.yaml"  # the resolved experiment config, written when the run starts
 BEST_DIR = "best"
 MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.json"
-UNFINISHED = "unfinished"
+# A trial's status, decided in one place (`ended_as`, `TrialRecord.status`) for the progress view, the
+# summary, the leaderboard and the report.
+UNFINISHED = "unfinished"  # running, or interrupted and not resumed yet
+FINISHED = "finished"
+STOPPED_EARLY = "stopped early"
+FAILED = "failed"
+DIVERGED = "diverged"
+
+
+def ended_as(last: dict[str, Any], max_epochs: int) -> str:
+    """How a trial that ended went, from its final result: diverged, finished (all epochs) or stopped early."""
+    if last.get(C.DIVERGED):
+        return DIVERGED
+    return FINISHED if last.get("training_iteration", 0) >= max_epochs else STOPPED_EARLY
 
 
 @dataclass
@@ -38,7 +53,7 @@ class TrialRecord:
 
     @property
     def family(self) -> str:
-        return self.config.get("arch", {}).get("family", "?")
+        return family_of(self.config)
 
     @property
     def epochs(self) -> int:
@@ -60,14 +75,12 @@ class TrialRecord:
     def status(self, max_epochs: int) -> str:
         """failed / diverged / unfinished (running, or interrupted and not resumed yet) / finished / stopped early."""
         if self.error:
-            return "failed"
+            return FAILED
         if self.diverged:
-            return "diverged"
+            return DIVERGED
         if not self.rows or not self.rows[-1].get("done"):
             return UNFINISHED  # Tune marks a trial's final result `done`, whatever ended it
-        if self.epochs >= max_epochs:
-            return "finished"
-        return "stopped early"
+        return ended_as({"training_iteration": self.epochs}, max_epochs)
 
     def hparams(self) -> dict[str, Any]:
         return TrialConfig.from_tune(self.config).flat()
@@ -170,7 +183,59 @@ def unfinished_trials(run_dir: Path) -> list[str]:
 
 
 def read_experiment(run_dir: Path) -> dict[str, Any]:
+    """The resolved experiment.yaml a run was started with, as a plain mapping."""
     return yaml.safe_load((Path(run_dir) / EXPERIMENT_FILE).read_text())
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a run directory says about itself: its resolved experiment (as written at start) and where it is."""
+
+    run_dir: Path
+    experiment: dict[str, Any]
+
+    @property
+    def metric(self) -> str:
+        return self.experiment["metric"]
+
+    @property
+    def mode(self) -> str:
+        return self.experiment["mode"]
+
+    @property
+    def max_epochs(self) -> int:
+        return self.experiment["scheduler"]["max_epochs"]
+
+    @property
+    def scheduler(self) -> dict[str, Any]:
+        return self.experiment["scheduler"]
+
+    def space(self):
+        """The run's search space (validated when the run started, so read without importing torch)."""
+        from search_spaces import SearchSpace
+
+        return SearchSpace.from_run(self.experiment["search_space"])
+
+    def planned_trials(self) -> int:
+        """How many trials the run's searcher plans (num_samples, or the grid's size times num_samples)."""
+        from orchestrator.searchers import SEARCHERS
+
+        e = self.experiment
+        return SEARCHERS[e["searcher"]].planned(self.space(), e["num_samples"], e.get("seed", 0))
+
+    def trials(self) -> list[TrialRecord]:
+        return load_trials(self.run_dir)
+
+    def best_model(self) -> dict[str, Any] | None:
+        """best/metrics.json: the exported best trial, its epoch and its validation and test metrics; None before the export."""
+        path = self.run_dir / BEST_DIR / METRICS_FILE
+        return json.loads(path.read_text()) if path.is_file() else None
+
+
+def read_run(run_dir: Path) -> Run:
+    """A run directory of this tool, or a UserError saying it is not one."""
+    run_dir = check_run_dir(Path(run_dir))
+    return Run(run_dir, read_experiment(run_dir))
 
 
 def leaderboard(trials: list[TrialRecord], metric: str, mode: str) -> list[TrialRecord]:
@@ -178,3 +243,13 @@ def leaderboard(trials: list[TrialRecord], metric: str, mode: str) -> list[Trial
     scored = [t for t in trials if t.best(metric, mode) is not None]
     scored.sort(key=lambda t: t.best(metric, mode), reverse=(mode == "max"))
     return scored + [t for t in trials if t.best(metric, mode) is None]
+
+
+def leaderboard_rows(trials: list[TrialRecord], metric: str, mode: str, max_epochs: int) -> list[dict[str, Any]]:
+    """The leaderboard as rows (rank, trial_id, family, status, epochs, best value, every hyperparameter), best first:
+    what `orchestrator best` prints and the report's table shows."""
+    return [
+        {"rank": i + 1, "trial_id": t.trial_id, "family": t.family, "status": t.status(max_epochs), "epochs": t.epochs,
+         "best": t.best(metric, mode), "hyperparameters": t.hparams()}
+        for i, t in enumerate(leaderboard(trials, metric, mode))
+    ]

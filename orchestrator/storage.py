@@ -9,12 +9,21 @@ cluster mounts (NFS, EFS, Filestore) is a local path here.
 
 from __future__ import annotations
 
+import json
+import sys
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator import results as R
 from orchestrator.errors import UserError
+
+# Checkpoint weights the driver's copy of a cloud-stored run holds: the best by their recorded metric, and
+# one more in case the best cannot be read. The others stay at the URI only (a run keeps `checkpoint.keep`
+# per trial, which adds up to gigabytes for a large search).
+MIRRORED_WEIGHTS = 2
 
 
 def is_uri(location: str) -> bool:
@@ -43,6 +52,23 @@ class Storage:
     def run(self, name: str) -> str:
         """The location of run `name` under this root (what `orchestrator best`/`export` are given)."""
         return f"{self.root}/{name}" if self.remote else str(Path(self.root) / name)
+
+    def taken(self, name: str) -> bool:
+        return self.exists(name) if self.remote else (Path(self.root) / name).exists()
+
+    def new_run(self, name: str, explicit: bool) -> Path:
+        """The directory the driver keeps run `name` in: `<root>/<name>`, or for a URI root a new local mirror
+        of it. A taken name gets a numeric suffix (`name-2`), unless the user chose it with --name."""
+        if self.taken(name):
+            if explicit:
+                hint = "pick another name" if self.remote else f"resume it with `orchestrator resume {self.run(name)}` or pick another name"
+                raise UserError(f"--name {name}: {self.run(name)} already exists; {hint}")
+            n = 2
+            while self.taken(f"{name}-{n}"):
+                n += 1
+            name = f"{name}-{n}"
+        # For a URI, Tune writes to the URI itself; the driver reads results from this copy.
+        return Path(tempfile.mkdtemp(prefix="orchestrator-")) / name if self.remote else Path(self.root) / name
 
     def _fs(self):
         import pyarrow.fs
@@ -107,6 +133,45 @@ class Storage:
         except OSError as exc:
             raise UserError(f"{self.run(name)}: cannot be read ({exc})") from None
         return sorted(skipped)
+
+
+def mirror_run(store: Storage, run_dir: Path, metric: str, mode: str) -> None:
+    """Copies a cloud-stored run to the driver's `run_dir`: every file but the checkpoint weights, which
+    only the export needs, and of those the MIRRORED_WEIGHTS best."""
+    skipped = store.mirror(run_dir.name, run_dir, skip=lambda rel: rel.endswith("/" + R.STATE_FILE))
+    ranked = []
+    for rel in skipped:
+        meta = run_dir / rel.rsplit("/", 1)[0] / R.META_FILE
+        value = R.checkpoint_value(json.loads(meta.read_text()), metric) if meta.is_file() else None
+        if value is not None:
+            ranked.append((value, rel))
+    ranked.sort(reverse=(mode == "max"))
+    for _, rel in ranked[:MIRRORED_WEIGHTS]:
+        store.download_file(run_dir.name, rel, run_dir / rel)
+
+
+def stored_run(location: str) -> tuple[Storage, str, Path]:
+    """(storage, run name, a new local directory for this machine's copy) of the run stored at URI `location`;
+    the copy starts with the run's experiment.yaml, which says how to read the rest."""
+    root, _, name = location.rstrip("/").rpartition("/")
+    store = Storage.of(root)
+    if not name or not store.exists(name):
+        raise UserError(f"{location}: no such run in that storage")
+    run_dir = Path(tempfile.mkdtemp(prefix="orchestrator-")) / name
+    store.download_file(name, R.EXPERIMENT_FILE, run_dir / R.EXPERIMENT_FILE)
+    return store, name, run_dir
+
+
+def readable_run(location: str) -> Path:
+    """The run directory that `best`, `export`, `report` and `tensorboard` read: `location` itself, or for a
+    run stored at a URI, a copy taken now (results, TensorBoard files, best/, the best checkpoints' weights)."""
+    if not is_uri(location):
+        return Path(location)
+    store, _, run_dir = stored_run(location)
+    exp = R.read_experiment(run_dir)
+    mirror_run(store, run_dir, exp["metric"], exp["mode"])
+    print(f"reading a copy of {location} taken now: {run_dir}", file=sys.stderr, flush=True)
+    return run_dir
 
 
 def _copy_out(fs, path: str, local: Path) -> None:

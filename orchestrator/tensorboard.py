@@ -24,7 +24,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo, SessionStartInfo
 
 from trainables import constants as C
-from trainables.training import TrialConfig
+from trainables.trial import TrialConfig
 
 
 def _summary(tag: str, **content) -> Summary:

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from orchestrator import results as R
-from orchestrator.tuning import capacity_verdict, node_types_from_autoscaler
+from orchestrator.cluster import capacity_verdict, node_types_from_autoscaler
 from trainables import constants as C
 
 from conftest import ctrl_c_when, kill_leftovers
@@ -222,11 +222,11 @@ def test_more_gpus_per_trial_than_any_node_fails_fast(cluster, packed_experiment
 SEE_SCRIPT = """
 import json, sys
 import ray
-from orchestrator import tuning
+from orchestrator import cluster
 ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
 nodes = [n for n in ray.nodes() if n["Alive"]]
-print(json.dumps({"there": tuning.nodes_without(sys.argv[2], nodes), "missing": tuning.nodes_without(sys.argv[3], nodes)}))
-tuning.check_storage_shared(sys.argv[4])
+print(json.dumps({"there": cluster.nodes_without(sys.argv[2], nodes), "missing": cluster.nodes_without(sys.argv[3], nodes)}))
+cluster.check_storage_shared(sys.argv[4])
 print("shared ok")
 """
 

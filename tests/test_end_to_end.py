@@ -119,10 +119,10 @@ def test_validate_command(capsys):
 _DRIVER_BEFORE_RAY = """
 import importlib, json, sys
 import orchestrator.cli, orchestrator.config, orchestrator.runner, orchestrator.storage
-from orchestrator import tuning
-from orchestrator.strategies import SEARCHER_IMPORTS
+from orchestrator import cluster
+from orchestrator.searchers import SEARCHERS
 import ray
-for module in tuning.IMPORTED_BY_RAY_INIT:
+for module in cluster.IMPORTED_BY_RAY_INIT:
     importlib.import_module(module)
 before = set(sys.modules)
 """
@@ -133,14 +133,14 @@ def test_imports_ahead_share_no_module_with_ray_start():
     """The modules the driver imports in a thread while Ray starts are never ones ray.init imports itself."""
     by_init = _new_modules(
         'ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, '
-        "_system_config=tuning.LOCAL_RAY_SYSTEM_CONFIG); ray.shutdown()"
+        "_system_config=cluster.LOCAL_RAY_SYSTEM_CONFIG); ray.shutdown()"
     )
     ahead = _new_modules(
-        "for m in (*SEARCHER_IMPORTS['hyperopt'], *tuning.AHEAD_OF_TUNING): importlib.import_module(m)"
+        "for m in (*SEARCHERS['hyperopt'].imports, *cluster.AHEAD_OF_TUNING): importlib.import_module(m)"
     )
     assert "ray.tune" in ahead and any(m.startswith("hyperopt") for m in ahead)
     assert len(by_init) > 50, "ray.init imports its node-starting modules lazily"
-    assert not by_init & ahead, f"add these to tuning.IMPORTED_BY_RAY_INIT: {sorted(by_init & ahead)}"
+    assert not by_init & ahead, f"add these to cluster.IMPORTED_BY_RAY_INIT: {sorted(by_init & ahead)}"
 
 
 def _new_modules(code: str) -> set[str]:

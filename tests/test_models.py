@@ -1,13 +1,17 @@
 """Every registered model family: builds for each input kind it supports, has a pinned parameter count,
-produces the output shape the task needs, and takes a training step that lowers the loss."""
+produces the output shape the task needs, and takes a training step that lowers the loss. Every registered
+objective: built from its plain spec, and its batch sums give the loss and metric of the whole split."""
 
 from __future__ import annotations
+
+import math
+import pickle
 
 import pytest
 import torch
 
 from trainables.models import MODELS, build_model, families_for
-from trainables.objectives import Objective
+from trainables.objectives import OBJECTIVES, Objective
 from trainables.tasks.base import ModelSpec
 
 SPECS = {
@@ -95,3 +99,41 @@ def test_bidirectional_forecast_model():
 def test_families_for_task_inputs():
     assert families_for("vector") == ["mlp"]
     assert families_for("tokens") == ["gru", "lstm", "mlp", "rnn"]
+
+
+# An objective's spec as a task writes it, and a batch of (outputs, targets) for it.
+OBJECTIVE_CASES = {
+    "bpc": ({"name": "bpc", "nats_to_bits": 1.0 / math.log(2.0)}, (6, 5, 7), lambda g: torch.randint(0, 7, (6, 5), generator=g)),
+    "accuracy": ({"name": "accuracy"}, (6, 4), lambda g: torch.randint(0, 4, (6,), generator=g)),
+    "rmse": ({"name": "rmse", "scale": [2.0, 0.5]}, (6, 2), lambda g: torch.randn(6, 2, generator=g)),
+}
+
+
+def test_every_objective_has_a_case():
+    assert set(OBJECTIVE_CASES) == set(OBJECTIVES)
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_objective_sums_give_the_split_loss_and_metric(name):
+    spec, shape, targets = OBJECTIVE_CASES[name]
+    objective = Objective(spec)
+    assert type(objective) is OBJECTIVES[name] and objective.name == name
+    assert type(pickle.loads(pickle.dumps(objective))) is OBJECTIVES[name]
+    g = torch.Generator().manual_seed(0)
+    out, y = torch.randn(shape, generator=g), targets(g)
+    sums = objective.sums(out[:4], y[:4]) + objective.sums(out[4:], y[4:])  # two batches
+    loss, metric = objective.finish(sums)
+    assert loss == pytest.approx(float(objective.loss(out, y)), rel=1e-5)
+    if name == "bpc":
+        assert metric == pytest.approx(loss / math.log(2.0))
+    elif name == "accuracy":
+        assert metric == pytest.approx(float((out.argmax(-1) == y).float().mean()))
+    else:
+        scale = torch.tensor(spec["scale"])
+        assert metric == pytest.approx(float((((out - y) * scale) ** 2).mean().sqrt()), rel=1e-5)
+    assert objective.classification == (name != "rmse")
+
+
+def test_unknown_objective_names_the_known_ones():
+    with pytest.raises(ValueError, match="unknown objective 'mae'; known: accuracy, bpc, rmse"):
+        Objective({"name": "mae"})

@@ -12,6 +12,7 @@ import math
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pytest
 
 from orchestrator import results as R
 from orchestrator.cli import main
-from orchestrator.report import CLOCK_S, RUNNING, SECTIONS, TimeAxis, _importance, build_report, render_html, sessions, write_report
+from orchestrator.report import CLOCK_S, RUNNING, SECTIONS, TimeAxis, build_report, fanova_importance, render_html, sessions, write_report
 from trainables import constants as C
 
 from conftest import TINY_CONCURRENT, TINY_MAX_EPOCHS
@@ -64,9 +65,17 @@ def test_best_so_far_follows_every_result(run_dir, model):
     assert data["trial_id"][-1] == best_trial.trial_id
 
 
+@pytest.fixture(scope="module")
+def page(model) -> str:
+    return render_html(model)
+
+
 def test_learning_curves_end_at_asha_rungs(run_dir, model):
     data = model["learning-curves"]
-    assert data["rungs"] == [1, 2, 4] and data["max_epochs"] == MAX_EPOCHS
+    stopped = {c["epochs"][-1] for c in data["trials"] if c["status"] == "stopped early"}
+    # The rungs are read from the run (where trials were stopped), not from ASHA's rule; they must agree with
+    # it: grace 1 and factor 2 over 4 epochs compare trials at epochs 1 and 2 (4 is the end, no decision).
+    assert data["rungs"] == sorted(stopped) and set(data["rungs"]) <= {1, 2} and data["max_epochs"] == MAX_EPOCHS
     by_id = {c["trial_id"]: c for c in data["trials"]}
     trials = R.load_trials(run_dir)
     assert set(by_id) == {t.trial_id for t in trials}
@@ -114,7 +123,7 @@ def test_importance_comes_from_fanova_over_the_shared_hyperparameters(run_dir, m
     assert all(0 <= v <= 1 for v in imp["importances"].values())
     assert sum(imp["importances"].values()) == pytest.approx(1.0)
     assert list(imp["importances"].values()) == sorted(imp["importances"].values(), reverse=True)
-    again = _importance(trials[::-1], C.BPC, "min", {t.trial_id: t.hparams() for t in trials}, {"lr"})
+    again = fanova_importance(trials[::-1], C.BPC, "min", {t.trial_id: t.hparams() for t in trials}, {"lr"})
     assert again["importances"] == imp["importances"], "the same run gives the same importances, whatever the file order"
 
 
@@ -137,6 +146,26 @@ def test_leaderboard_ranks_trials_and_shows_the_test_metric(run_dir, model):
     exported = json.loads((run_dir / "best" / "metrics.json").read_text())
     assert lb["best"]["trial_id"] == exported["trial_id"] == lb["rows"][0]["trial_id"]
     assert lb["best"]["metrics"]["test_bpc"] == exported["metrics"]["test_bpc"]
+    assert lb["rows"] == R.leaderboard_rows(R.load_trials(run_dir), C.BPC, "min", MAX_EPOCHS), "the same rows as `orchestrator best`"
+    assert "lr" in lb["columns"] and "batch_size" not in lb["columns"], "the table shows the hyperparameters that varied"
+
+
+@pytest.mark.parametrize("sid", list(SECTIONS))
+def test_every_section_renders_a_figure_or_a_table(sid, page):
+    section = re.search(rf'<section id="{sid}">(.*?)</section>', page, re.S)
+    assert section, f"section {sid} missing"
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', section.group(1))
+    assert [base64.b64decode(i)[:4] for i in images] == [b"\x89PNG"] or (not images and "<table>" in section.group(1))
+    assert f'href="#{sid}"' in page, "every section is linked from the page's navigation"
+
+
+def test_report_reads_a_run_without_torch_or_ray_tune(run_dir):
+    """`orchestrator report` answers fast because it imports neither torch nor Ray Tune, nor the run flow."""
+    code = ("import sys; import orchestrator.report as r; r.render_html(r.build_report(sys.argv[1])); "
+            "print([m for m in ('torch', 'ray.tune', 'orchestrator.runner', 'orchestrator.tuning') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, timeout=120,
+                         check=True, cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_cli_writes_one_self_contained_page(run_dir, model, tmp_path, capsys):
@@ -144,12 +173,7 @@ def test_cli_writes_one_self_contained_page(run_dir, model, tmp_path, capsys):
     assert main(["report", str(run_dir), "--out", str(out)]) == 0
     assert str(out) in capsys.readouterr().out
     page = out.read_text()
-    for sid in SECTIONS:
-        section = re.search(rf'<section id="{sid}">(.*?)</section>', page, re.S)
-        assert section, f"section {sid} missing"
-        if sid != "leaderboard":
-            images = re.findall(r'src="data:image/png;base64,([^"]+)"', section.group(1))
-            assert len(images) == 1 and base64.b64decode(images[0]).startswith(b"\x89PNG"), sid
+    assert all(f'<section id="{sid}">' in page for sid in SECTIONS)
     assert not re.search(r'(src|href)="(?!data:|#)', page), "the page must not load anything from elsewhere"
     assert model["leaderboard"]["best"]["trial_id"] in page and "test_bpc" in page
     assert main(["report", str(tmp_path)]) == 2 and "error:" in capsys.readouterr().err

@@ -1,11 +1,24 @@
 """PyTorch side of the orchestrator: model families, tasks, the training loop and the Ray Tune trainable.
 
 `load_model` (and `sample_text` for charlm) work without Ray: `from trainables import load_model`.
-The Ray trainable lives in `trainables.trainable` and is imported only where Ray is used.
+The names below load on first use, so that importing a torch-free submodule (`trainables.trial`,
+`trainables.constants`) does not import torch: reading a finished run needs neither torch nor Ray.
 """
 
-from trainables.export import ExportedModel, load_model, sample_text
-from trainables.models import MODELS
-from trainables.tasks import TASKS
+from importlib import import_module
 
-__all__ = ["load_model", "sample_text", "ExportedModel", "MODELS", "TASKS"]
+_LAZY = {
+    "load_model": "trainables.export",
+    "sample_text": "trainables.export",
+    "ExportedModel": "trainables.export",
+    "MODELS": "trainables.models",
+    "TASKS": "trainables.tasks",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trainables' has no attribute {name!r}")

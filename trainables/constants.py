@@ -24,11 +24,11 @@ META_FILE = "meta.json"
 # region as bad without feeding NaN to TPE or ASHA.
 DIVERGED_PENALTY = 1e9
 
-# Task metrics, with the direction that makes them better.
+# Task metrics. The direction that makes each better is stated by the tasks that report it (`Task.metrics`);
+# `trainables.tasks.metric_modes()` gathers them all.
 BPC = "val_bpc"
 RMSE = "val_rmse"
 ACCURACY = "val_accuracy"
-METRIC_MODES = {VAL_LOSS: "min", BPC: "min", RMSE: "min", ACCURACY: "max"}
 
 # Scalars that are logged to TensorBoard for every epoch, besides the task metric.
 CURVE_KEYS = (TRAIN_LOSS, VAL_LOSS, LEARNING_RATE, EPOCH_TIME, SAMPLES_PER_S)

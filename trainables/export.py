@@ -8,8 +8,6 @@ metrics, enough to rebuild the module and use it on raw data.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,23 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainables.files import atomic_write
 from trainables.models import MODELS, build_model
+from trainables.tasks import TASKS
 from trainables.tasks.base import ModelSpec
 
 FORMAT = "torch-orchestrator-model/1"
-
-
-def atomic_write(path: Path, write) -> None:
-    """Calls write(tmp_path) and renames the result into place, so a crash never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(path: str | Path, *, family: str, model_config: dict, train_config: dict, spec: ModelSpec,
@@ -71,29 +58,25 @@ class ExportedModel:
     preprocessing: dict[str, Any]
     objective: dict[str, Any]
 
-    @torch.no_grad()
     def predict(self, rows) -> np.ndarray:
-        """Predictions in the data's own units.
+        """Predictions in the data's own units from raw `rows`, by the task's `predict` (trainables/tasks/<task>.py).
 
         forecast: `rows` is (T, F) or (N, T, F) raw values of the task's columns -> next values of the targets.
         tabular: `rows` is (F,) or (N, F) raw feature values -> class labels, or values for regression.
         """
-        p = self.preprocessing
-        x = np.asarray(rows, dtype=np.float32)
-        if self.task == "forecast":
-            x = x[None] if x.ndim == 2 else x
-            x = (x - np.asarray(p["mean"], np.float32)) / np.asarray(p["std"], np.float32)
-            out = self.module(torch.from_numpy(x)).numpy()
-            idx = [p["columns"].index(t) for t in p["targets"]]
-            return out * np.asarray(p["std"], np.float32)[idx] + np.asarray(p["mean"], np.float32)[idx]
-        if self.task == "tabular":
-            x = x[None] if x.ndim == 1 else x
-            x = (x - np.asarray(p["mean"], np.float32)) / np.asarray(p["std"], np.float32)
-            out = self.module(torch.from_numpy(x))
-            if p["problem"] == "classification":
-                return np.asarray(p["labels"], dtype=object)[out.argmax(-1).numpy()]
-            return out[:, 0].numpy() * p["target_std"] + p["target_mean"]
-        raise ValueError(f"predict is for forecast and tabular models; use sample_text for {self.task!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"this model is for task {self.task!r}, which this version does not know; known: {', '.join(TASKS)}")
+        task = TASKS[self.task]
+        if task.predict is None:
+            usable = " and ".join(name for name, t in TASKS.items() if t.predict is not None)
+            raise ValueError(f"predict is for {usable} models; use sample_text for {self.task!r}")
+        return task.predict(self, rows)
+
+    @torch.no_grad()
+    def outputs(self, x: np.ndarray) -> np.ndarray:
+        """The module's raw outputs for inputs already preprocessed as in training (what `predict` builds on)."""
+        device = next(self.module.parameters()).device
+        return self.module(torch.from_numpy(x).to(device)).cpu().numpy()
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> ExportedModel:

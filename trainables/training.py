@@ -6,92 +6,22 @@ or a benchmark can drive it, and one process can host several trials.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from trainables import constants as C
-from trainables.models import MODELS, build_model
+from trainables.models import build_model
 from trainables.objectives import Objective
 from trainables.tasks.base import ModelSpec, TaskData
+from trainables.trial import LR_SCHEDULES, OPTIMIZERS, TRAIN_KEYS, TrainConfig, TrialConfig  # noqa: F401  (re-exported)
 
-OPTIMIZERS = {
-    "adam": lambda params, t: torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay),
-    "adamw": lambda params, t: torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay),
-    "sgd": lambda params, t: torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay),
-    "rmsprop": lambda params, t: torch.optim.RMSprop(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay),
-}
-LR_SCHEDULES = {
-    "none": lambda opt, epochs: None,
-    "cosine": lambda opt, epochs: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs)),
-    "step": lambda opt, epochs: torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.3),
-}
 EVAL_BATCH = 1024
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters of the optimization, shared by every family."""
-
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # sgd and rmsprop only
-    batch_size: int = 64
-    grad_clip: float = 0.0  # max gradient norm; 0 turns clipping off
-    lr_schedule: str = "none"  # none | cosine | step, over the experiment's max_epochs
-
-    def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, but got {self.optimizer!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, but got {self.lr_schedule!r}")
-        if not self.lr > 0 or self.batch_size < 1 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError(f"`lr > 0`, `batch_size >= 1`, `weight_decay >= 0` and `grad_clip >= 0` must hold, but got {self}")
-
-
-TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
-
-
-@dataclass(frozen=True)
-class TrialConfig:
-    """One trial's hyperparameters: the family, its module's values and the training values.
-
-    In Ray Tune's config it is {"arch": {"family": ..., "model": {...}}, <train keys>...}: the family and its
-    sub-space travel together, which is how a conditional (per-family) search space samples them.
-    """
-
-    family: str
-    model: dict[str, Any]
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    @classmethod
-    def from_tune(cls, config: dict[str, Any]) -> "TrialConfig":
-        arch = config["arch"]
-        if arch["family"] not in MODELS:
-            raise ValueError(f"unknown model family {arch['family']!r}; known: {', '.join(sorted(MODELS))}")
-        train = {k: v for k, v in config.items() if k in TRAIN_KEYS}
-        return cls(arch["family"], dict(arch.get("model") or {}), TrainConfig(**train))
-
-    def flat(self) -> dict[str, Any]:
-        """Flat, scalar hyperparameters (`family`, `model/hidden_size`, `lr`, ...) for tables and HParams."""
-        out: dict[str, Any] = {"family": self.family}
-        out.update({f"model/{k}": v for k, v in sorted(self.model.items())})
-        out.update(dataclasses.asdict(self.train))
-        return out
-
-    def seed(self, base: int) -> int:
-        """A seed that is the same for the same config and base seed, and differs between configs."""
-        digest = hashlib.sha256(json.dumps([base, self.flat()], sort_keys=True, default=str).encode()).hexdigest()
-        return int(digest[:8], 16)
 
 
 @dataclass

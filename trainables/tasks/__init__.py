@@ -1,30 +1,25 @@
-"""The task registry: name -> how to load it and what kind of input its models get.
+"""The task registry: kind -> the `Task` record (options, loader, metrics, default space, predict, usage).
 
-The same dict feeds config validation, `orchestrator list` and the parametrized tests.
+The same dict feeds config validation, `orchestrator list`, the end-of-run summary, exported models'
+`predict` and the parametrized tests, so a new task is one module with a `TASK` record, added below.
+No torch is imported here: configs are validated and runs read without it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
+from trainables.constants import VAL_LOSS
 from trainables.tasks import charlm, forecast, tabular
-from trainables.tasks.base import DataError, ModelSpec, Split, TaskData
+from trainables.tasks.base import DataError, ModelSpec, Split, Task, TaskBase, TaskData
+
+TASKS: dict[str, Task] = {t.name: t for t in (charlm.TASK, forecast.TASK, tabular.TASK)}
 
 
-@dataclass(frozen=True)
-class Task:
-    """A registered task: its loader, the input kind its models receive, and a one-line description."""
+def metric_modes() -> dict[str, str]:
+    """Every metric a run can be ranked by -> "min" | "max": the validation loss and each task's metrics."""
+    modes = {VAL_LOSS: "min"}
+    for task in TASKS.values():
+        modes.update(task.metrics)
+    return modes
 
-    load: Callable[..., TaskData]
-    input_kind: str
-    description: str
 
-
-TASKS: dict[str, Task] = {
-    "charlm": Task(charlm.load, "tokens", "next-character language model; metric val_bpc (bits per character)"),
-    "forecast": Task(forecast.load, "sequence", "next-step time-series forecast from a CSV; metric val_rmse"),
-    "tabular": Task(tabular.load, "vector", "classification / regression on a CSV; metric val_accuracy or val_rmse"),
-}
-
-__all__ = ["TASKS", "Task", "TaskData", "ModelSpec", "Split", "DataError"]
+__all__ = ["TASKS", "Task", "TaskBase", "TaskData", "ModelSpec", "Split", "DataError", "metric_modes"]

@@ -1,19 +1,35 @@
-"""What a task hands to the training loop: arrays per split, the model's input/output shape, and its objective.
+"""What a task is and what it hands to the training loop.
 
-A task is loaded once, by the driver, into a `TaskData`; trials receive it through Ray's object store and
-never read or parse files themselves.
+`Task` is the one record a task is described by (its options, loader, metrics, default search space and
+how to use a model trained on it); `TaskData` is what its loader returns: arrays per split, the model's
+input/output shape, and its objective. A task is loaded once, by the driver; trials receive the `TaskData`
+through Ray's object store and never read or parse files themselves.
+
+No torch here: the orchestrator validates configs and reads finished runs with this module alone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 SPLITS = ("train", "val", "test")
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+class TaskBase(BaseModel):
+    """Options every task accepts under `task:` in an experiment file; each task's options model extends it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data: Optional[str] = Field(None, description="your own data file; the built-in dataset when absent")
+    val_fraction: float = Field(0.1, gt=0, lt=0.5)
+    test_fraction: float = Field(0.1, gt=0, lt=0.5)
+    steps_per_epoch: Optional[int] = Field(None, ge=1, description="cap on training batches per epoch; a full pass when absent")
 
 
 class DataError(ValueError):
@@ -73,6 +89,38 @@ class TaskData:
     def summary(self) -> str:
         sizes = ", ".join(f"{name} {len(self.splits[name])}" for name in SPLITS)
         return f"{self.kind} on {self.source} ({sizes} samples)"
+
+
+def no_usage(model_path: Any) -> list[tuple[str, str]]:
+    """The usage lines of a task whose models need no more than `load_model` (and `predict`)."""
+    return []
+
+
+@dataclass(frozen=True)
+class Task:
+    """A registered task: everything the orchestrator, the trainable and an exported model need to know of it.
+
+    name: the `task.kind` that selects it in an experiment file.
+    options: the pydantic model of its options (a `TaskBase` with `kind: Literal[name]`).
+    load: options -> TaskData; reads, preprocesses and splits the data.
+    input_kind: what its models receive: "tokens", "sequence" or "vector" (see ModelSpec).
+    metrics: every validation metric it can report -> "min" | "max", the direction that is better; the
+        first is the usual one, and `TaskData.metric` names the one a load reports (always one of these).
+    default_space: the bundled search space (search_spaces/<name>.yaml) that suits it.
+    description: one line for `orchestrator list`.
+    predict: (ExportedModel, raw rows) -> predictions in the data's units, or None when it has no such use.
+    usage: path of an exported model -> (label, command) lines the end-of-run summary prints.
+    """
+
+    name: str
+    options: type[TaskBase]
+    load: Callable[[Any], TaskData]
+    input_kind: str
+    metrics: dict[str, str]
+    default_space: str
+    description: str
+    predict: Optional[Callable[[Any, Any], np.ndarray]] = None
+    usage: Callable[[Any], list[tuple[str, str]]] = no_usage
 
 
 def split_sizes(n: int, val_fraction: float, test_fraction: float, *, source: str, minimum: int = 2) -> tuple[int, int, int]:

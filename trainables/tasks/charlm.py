@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Literal, Optional
 
 import numpy as np
+from pydantic import Field
 
 from trainables.constants import BPC
-from trainables.tasks.base import DataError, ModelSpec, Split, TaskData, split_sizes
+from trainables.tasks.base import DataError, ModelSpec, Split, Task, TaskBase, TaskData, split_sizes
+
+METRICS = {BPC: "min"}
+
+
+class CharLMTask(TaskBase):
+    """Options of `task: {kind: charlm}`."""
+
+    kind: Literal["charlm"]
+    seq_len: int = Field(64, ge=2, le=4096)
+    max_chars: Optional[int] = Field(None, ge=100, description="use only the first max_chars characters of the corpus")
 
 
 def builtin_corpus() -> str:
@@ -23,6 +35,7 @@ def builtin_corpus() -> str:
 
 
 def read_corpus(data: str | None) -> tuple[str, str]:
+    """(text, where it came from) of the user's UTF-8 file, or of the built-in corpus when `data` is None."""
     if data is None:
         return builtin_corpus(), "pydoc_data.topics (CPython documentation)"
     path = Path(data)
@@ -42,7 +55,14 @@ def windows(ids: np.ndarray, seq_len: int) -> Split:
     return Split(x=x.astype(np.int64), y=y.astype(np.int64))
 
 
-def load(options) -> TaskData:
+def encode(text: str, vocab: list[str]) -> np.ndarray:
+    """The text as (N,) int64 indices into `vocab`, by a table lookup over code points (no Python loop per char)."""
+    lookup = np.zeros(max(map(ord, vocab)) + 1, dtype=np.int64)
+    lookup[[ord(c) for c in vocab]] = np.arange(len(vocab))
+    return lookup[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
+
+
+def load(options: CharLMTask) -> TaskData:
     """Reads, encodes and splits the corpus (contiguous train / val / test blocks, in that order)."""
     text, source = read_corpus(options.data)
     if options.max_chars is not None:
@@ -60,9 +80,7 @@ def load(options) -> TaskData:
     n_train, n_val, n_test = split_sizes(
         n_windows, options.val_fraction, options.test_fraction, source=f"task.data: corpus '{source}'", minimum=1
     )
-    lookup = np.zeros(max(map(ord, vocab)) + 1, dtype=np.int64)
-    lookup[[ord(c) for c in vocab]] = np.arange(len(vocab))
-    ids = lookup[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
+    ids = encode(text, vocab)
     cut_val = n_train * seq_len
     cut_test = (n_train + n_val) * seq_len
     splits = {
@@ -76,7 +94,25 @@ def load(options) -> TaskData:
         splits=splits,
         objective={"name": "bpc", "nats_to_bits": 1.0 / math.log(2.0)},
         metric=BPC,
-        mode="min",
+        mode=METRICS[BPC],
         preprocessing={"vocab": vocab, "seq_len": seq_len},
         source=source,
     )
+
+
+def usage(model_path) -> list[tuple[str, str]]:
+    """A charlm model is used by sampling from it (`trainables.sample_text`), not through `predict`."""
+    return [("Sample text", f"orchestrator sample {model_path} --prompt 'The '")]
+
+
+TASK = Task(
+    name="charlm",
+    options=CharLMTask,
+    load=load,
+    input_kind="tokens",
+    metrics=METRICS,
+    default_space="charlm",
+    description="next-character language model; metric val_bpc (bits per character)",
+    predict=None,
+    usage=usage,
+)

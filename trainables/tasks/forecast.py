@@ -7,24 +7,35 @@ reported in the original units of the target columns, although the models train 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Optional
 
 import numpy as np
+from pydantic import Field
 
 from trainables.constants import RMSE
-from trainables.tasks.base import DATA_DIR, DataError, ModelSpec, Split, TaskData, numeric_columns, read_csv, split_sizes
+from trainables.tasks.base import (
+    DATA_DIR, DataError, ModelSpec, Split, Task, TaskBase, TaskData, numeric_columns, read_csv, split_sizes,
+)
 
 BUILTIN = DATA_DIR / "sunspots.csv"
 BUILTIN_TIME_COLUMN = "year"
+METRICS = {RMSE: "min"}
 
 
-def load(options) -> TaskData:
-    """Reads the series, standardizes it with training statistics and cuts it into (window -> next step) pairs.
+class ForecastTask(TaskBase):
+    """Options of `task: {kind: forecast}`."""
 
-    Splits are chronological: the first windows train, the next validate, the last test, so no future value
-    leaks into training.
-    """
-    path = Path(options.data) if options.data else BUILTIN
-    frame = read_csv(path)
+    kind: Literal["forecast"]
+    window: int = Field(24, ge=1, description="past steps each forecast sees")
+    columns: Optional[list[str]] = Field(None, description="series columns; all but time_column when absent")
+    targets: Optional[list[str]] = Field(None, description="columns to forecast; all columns when absent")
+    time_column: Optional[str] = None
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0, lt=0.5)
+
+
+def series_columns(frame, options: ForecastTask, path: Path) -> tuple[list[str], list[str]]:
+    """(value columns the models see, target columns they forecast), checked against the file's columns."""
     time_column = options.time_column if options.data else BUILTIN_TIME_COLUMN
     if time_column is not None and time_column not in frame.columns:
         raise DataError(
@@ -37,6 +48,26 @@ def load(options) -> TaskData:
     unknown = [t for t in targets if t not in columns]
     if unknown:
         raise DataError(f"task.targets: '{unknown[0]}' is not one of the series' columns: {', '.join(columns)}")
+    return columns, targets
+
+
+def next_step_pairs(scaled: np.ndarray, window: int, target_index: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Every window of `window` steps (N, T, F) float32 and the targets' values at the step after it (N, O)."""
+    starts = np.arange(len(scaled) - window)
+    x = np.stack([scaled[s : s + window] for s in starts]).astype(np.float32)  # (N, T, F)
+    y = scaled[starts + window][:, target_index].astype(np.float32)  # (N, O)
+    return x, y
+
+
+def load(options: ForecastTask) -> TaskData:
+    """Reads the series, standardizes it with training statistics and cuts it into (window -> next step) pairs.
+
+    Splits are chronological: the first windows train, the next validate, the last test, so no future value
+    leaks into training.
+    """
+    path = Path(options.data) if options.data else BUILTIN
+    frame = read_csv(path)
+    columns, targets = series_columns(frame, options, path)
     values = numeric_columns(frame, columns, path, "task.columns")  # (N, F)
     window = options.window
     n_samples = len(values) - window
@@ -52,11 +83,8 @@ def load(options) -> TaskData:
     mean = seen.mean(axis=0)
     std = seen.std(axis=0)
     std[std == 0] = 1.0
-    scaled = (values - mean) / std
     target_index = [columns.index(t) for t in targets]
-    starts = np.arange(n_samples)
-    x = np.stack([scaled[s : s + window] for s in starts]).astype(np.float32)  # (N, T, F)
-    y = scaled[starts + window][:, target_index].astype(np.float32)  # (N, O)
+    x, y = next_step_pairs((values - mean) / std, window, target_index)
     bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n_samples)}
     splits = {name: Split(x=x[a:b], y=y[a:b]) for name, (a, b) in bounds.items()}
     return TaskData(
@@ -65,7 +93,7 @@ def load(options) -> TaskData:
         splits=splits,
         objective={"name": "rmse", "scale": std[target_index].astype(float).tolist()},
         metric=RMSE,
-        mode="min",
+        mode=METRICS[RMSE],
         preprocessing={
             "columns": columns,
             "targets": targets,
@@ -75,3 +103,26 @@ def load(options) -> TaskData:
         },
         source=str(path),
     )
+
+
+def predict(model, rows) -> np.ndarray:
+    """Next values of the targets, in the series' units, from `rows`: (T, F) or (N, T, F) raw values of the columns."""
+    p = model.preprocessing
+    x = np.asarray(rows, dtype=np.float32)
+    x = x[None] if x.ndim == 2 else x
+    x = (x - np.asarray(p["mean"], np.float32)) / np.asarray(p["std"], np.float32)
+    out = model.outputs(x)  # (N, O) in standardized units
+    idx = [p["columns"].index(t) for t in p["targets"]]
+    return out * np.asarray(p["std"], np.float32)[idx] + np.asarray(p["mean"], np.float32)[idx]
+
+
+TASK = Task(
+    name="forecast",
+    options=ForecastTask,
+    load=load,
+    input_kind="sequence",
+    metrics=METRICS,
+    default_space="forecast",
+    description="next-step time-series forecast from a CSV; metric val_rmse",
+    predict=predict,
+)

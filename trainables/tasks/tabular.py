@@ -6,19 +6,37 @@ Default: the UCI handwritten digits (1797 8x8 images, 10 classes), bundled (see 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Optional
 
 import numpy as np
+from pydantic import Field
 
 from trainables.constants import ACCURACY, RMSE
-from trainables.tasks.base import DATA_DIR, DataError, ModelSpec, Split, TaskData, numeric_columns, read_csv, split_sizes
+from trainables.tasks.base import (
+    DATA_DIR, DataError, ModelSpec, Split, Task, TaskBase, TaskData, numeric_columns, read_csv, split_sizes,
+)
 
 BUILTIN = DATA_DIR / "digits.csv.gz"
 BUILTIN_TARGET = "digit"
 # An integer target with at most this many distinct values is taken as class labels under problem: auto.
 MAX_AUTO_CLASSES = 50
+# Classification reports accuracy, regression RMSE; the built-in digits are a classification problem.
+METRICS = {ACCURACY: "max", RMSE: "min"}
+
+
+class TabularTask(TaskBase):
+    """Options of `task: {kind: tabular}`."""
+
+    kind: Literal["tabular"]
+    target: Optional[str] = Field(None, description="target column (required with your own data)")
+    problem: Literal["auto", "classification", "regression"] = "auto"
+    split_seed: int = 0
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0, lt=0.5)
 
 
 def problem_kind(target, requested: str) -> str:
+    """"classification" or "regression": the requested one, or under "auto" what the target column looks like."""
     import pandas as pd
 
     if requested != "auto":
@@ -29,25 +47,54 @@ def problem_kind(target, requested: str) -> str:
     return "classification" if integral and target.nunique() <= MAX_AUTO_CLASSES else "regression"
 
 
-def load(options) -> TaskData:
+def target_and_features(frame, options: TabularTask, path: Path) -> tuple[str, list[str]]:
+    """(target column, feature columns), refusing a missing target and a table with nothing besides it."""
+    target = options.target if options.target else (BUILTIN_TARGET if not options.data else None)
+    if target is None:
+        raise DataError(f"task.target: required with your own data '{path}'; columns: {', '.join(map(str, frame.columns))}")
+    if target not in frame.columns:
+        raise DataError(
+            f"task.target: column '{target}' is not in '{path}'; columns: {', '.join(map(str, frame.columns))}"
+        )
+    features = [c for c in frame.columns if c != target]
+    if not features:
+        raise DataError(f"task.data: '{path}' has no feature columns besides the target '{target}'")
+    return target, features
+
+
+def encode_classes(target, where: str) -> tuple[np.ndarray, dict]:
+    """Class indices (N,) int64, in the order of the sorted labels, and the labels that decode them."""
+    labels = sorted(target.unique().tolist(), key=str)
+    if len(labels) < 2:
+        raise DataError(f"task.target: {where} has a single class {labels[0]!r}")
+    index = {label: i for i, label in enumerate(labels)}
+    y = target.map(index).to_numpy(dtype=np.int64)
+    # Plain Python values, so that the exported model stays loadable with weights_only=True.
+    plain = [label if isinstance(label, str) else label.item() if hasattr(label, "item") else label for label in labels]
+    return y, {"labels": plain}
+
+
+def standardize_values(target, where: str, train: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Regression targets (N, 1) float32, standardized with training statistics, and those statistics."""
+    try:
+        raw = target.to_numpy(dtype=np.float32)
+    except ValueError as exc:
+        raise DataError(f"task.target: {where} must be numeric for regression") from exc
+    t_mean, t_std = float(raw[train].mean()), float(raw[train].std() or 1.0)
+    y = ((raw - t_mean) / t_std).reshape(-1, 1).astype(np.float32)
+    return y, {"target_mean": t_mean, "target_std": t_std}
+
+
+def load(options: TabularTask) -> TaskData:
     """Reads the table, encodes the target, standardizes features with training statistics, splits at random (seeded)."""
     path = Path(options.data) if options.data else BUILTIN
     frame = read_csv(path)
-    target_name = options.target if options.target else (BUILTIN_TARGET if not options.data else None)
-    if target_name is None:
-        raise DataError(f"task.target: required with your own data '{path}'; columns: {', '.join(map(str, frame.columns))}")
-    if target_name not in frame.columns:
-        raise DataError(
-            f"task.target: column '{target_name}' is not in '{path}'; columns: {', '.join(map(str, frame.columns))}"
-        )
-    features = [c for c in frame.columns if c != target_name]
-    if not features:
-        raise DataError(f"task.data: '{path}' has no feature columns besides the target '{target_name}'")
+    target_name, features = target_and_features(frame, options, path)
     x = numeric_columns(frame, features, path, "task.data")
-    target = frame[target_name]
+    target, where = frame[target_name], f"column '{target_name}' of '{path}'"
     if target.isna().any():
         row = int(np.flatnonzero(target.isna().to_numpy())[0])
-        raise DataError(f"task.target: column '{target_name}' of '{path}' has an empty value in row {row + 2}")
+        raise DataError(f"task.target: {where} has an empty value in row {row + 2}")
     problem = problem_kind(target, options.problem)
     n_train, n_val, n_test = split_sizes(len(frame), options.val_fraction, options.test_fraction, source=f"task.data: '{path}'")
     order = np.random.default_rng(options.split_seed).permutation(len(frame))
@@ -56,32 +103,44 @@ def load(options) -> TaskData:
     std = x[parts["train"]].std(axis=0)
     std[std == 0] = 1.0
     x = ((x - mean) / std).astype(np.float32)
-    preprocessing = {"features": features, "target": target_name, "mean": mean.astype(float).tolist(), "std": std.astype(float).tolist()}
     if problem == "classification":
-        labels = sorted(target.unique().tolist(), key=str)
-        if len(labels) < 2:
-            raise DataError(f"task.target: column '{target_name}' of '{path}' has a single class {labels[0]!r}")
-        index = {label: i for i, label in enumerate(labels)}
-        y = target.map(index).to_numpy(dtype=np.int64)
-        out, objective, metric, mode = len(labels), {"name": "accuracy"}, ACCURACY, "max"
-        preprocessing["labels"] = [label if isinstance(label, str) else label.item() if hasattr(label, "item") else label for label in labels]
+        y, facts = encode_classes(target, where)
+        out, objective, metric = len(facts["labels"]), {"name": "accuracy"}, ACCURACY
     else:
-        try:
-            raw = target.to_numpy(dtype=np.float32)
-        except ValueError as exc:
-            raise DataError(f"task.target: column '{target_name}' of '{path}' must be numeric for regression") from exc
-        t_mean, t_std = float(raw[parts["train"]].mean()), float(raw[parts["train"]].std() or 1.0)
-        y = ((raw - t_mean) / t_std).reshape(-1, 1).astype(np.float32)
-        out, objective, metric, mode = 1, {"name": "rmse", "scale": [t_std]}, RMSE, "min"
-        preprocessing.update(target_mean=t_mean, target_std=t_std)
-    preprocessing["problem"] = problem
+        y, facts = standardize_values(target, where, parts["train"])
+        out, objective, metric = 1, {"name": "rmse", "scale": [facts["target_std"]]}, RMSE
+    preprocessing = {"features": features, "target": target_name, "mean": mean.astype(float).tolist(), "std": std.astype(float).tolist()}
     return TaskData(
         kind="tabular",
         spec=ModelSpec("vector", len(features), out, per_step=False),
         splits={name: Split(x=x[idx], y=y[idx]) for name, idx in parts.items()},
         objective=objective,
         metric=metric,
-        mode=mode,
-        preprocessing=preprocessing,
+        mode=METRICS[metric],
+        preprocessing={**preprocessing, **facts, "problem": problem},
         source=str(path),
     )
+
+
+def predict(model, rows) -> np.ndarray:
+    """Class labels, or values in the target's units for regression, from `rows`: (F,) or (N, F) raw features."""
+    p = model.preprocessing
+    x = np.asarray(rows, dtype=np.float32)
+    x = x[None] if x.ndim == 1 else x
+    x = (x - np.asarray(p["mean"], np.float32)) / np.asarray(p["std"], np.float32)
+    out = model.outputs(x)  # (N, classes) logits, or (N, 1) standardized values
+    if p["problem"] == "classification":
+        return np.asarray(p["labels"], dtype=object)[out.argmax(-1)]
+    return out[:, 0] * p["target_std"] + p["target_mean"]
+
+
+TASK = Task(
+    name="tabular",
+    options=TabularTask,
+    load=load,
+    input_kind="vector",
+    metrics=METRICS,
+    default_space="tabular",
+    description="classification / regression on a CSV; metric val_accuracy or val_rmse",
+    predict=predict,
+)

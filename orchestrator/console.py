@@ -1,0 +1,82 @@
+"""What a run prints: the header before the search, trial descriptions, and the summary after it.
+
+Plain functions of plain values (no Ray, no torch), shared by the run flow, the progress view and `best`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TextIO
+
+from orchestrator import results as R
+from trainables import constants as C
+from trainables.trial import FAMILY, MODEL_PREFIX, TrialConfig
+
+# The hyperparameters a one-line trial description shows, when the trial has them.
+KEY_HPARAMS = ("model/hidden_size", "model/num_layers", "lr", "optimizer", "batch_size")
+
+
+def clock(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def describe(config: dict[str, Any]) -> str:
+    """`lstm hidden_size=96 num_layers=2 lr=3.1e-03 ...` for a Tune config."""
+    flat = TrialConfig.from_tune(config).flat()
+    parts = [flat[FAMILY]]
+    for key in KEY_HPARAMS:
+        if key in flat:
+            value, name = flat[key], key.removeprefix(MODEL_PREFIX)
+            parts.append(f"{name}={value:.1e}" if isinstance(value, float) else f"{name}={value}")
+    return " ".join(parts)
+
+
+def header(exp, summary: str, run_dir: Path, num_trials: int, concurrency: int, out: TextIO) -> None:
+    """The lines printed before the search starts: data, search set-up, resources and where results go."""
+    from orchestrator.schedulers import SCHEDULERS
+
+    c = exp.config
+    sched = SCHEDULERS[c.scheduler.kind].describe(c.scheduler.model_dump())
+    print(f"Experiment {run_dir.name}: {summary}", file=out)
+    print(
+        f"  {num_trials} trials over {', '.join(exp.space.families)} | searcher {c.searcher} | scheduler {sched} | "
+        f"{concurrency} at once, {c.resources.cpu:g} CPU / {c.resources.gpu:g} GPU each",
+        file=out,
+    )
+    print(f"  run directory: {run_dir}", file=out, flush=True)
+
+
+def outcome_counts(trials: list[R.TrialRecord], max_epochs: int) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.status(max_epochs)] = counts.get(t.status(max_epochs), 0) + 1
+    return counts
+
+
+def summarize(run_dir: Path, task, trials: list[R.TrialRecord], best, task_metric: str, max_epochs: int, elapsed: float, out: TextIO) -> None:
+    """The end-of-run summary: outcomes, failures with reasons, the best trial and how to use it.
+
+    `task`: the task's record, whose `usage` adds its own lines (charlm: how to sample text)."""
+    counts = outcome_counts(trials, max_epochs)
+    print(f"\nDone in {clock(elapsed)}: {len(trials)} trials (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")", file=out)
+    for t in trials:
+        if t.status(max_epochs) in (R.FAILED, R.DIVERGED):
+            reason = t.error or "loss became NaN/inf"
+            print(f"  {t.status(max_epochs)}: {t.trial_id} [{describe(t.config)}]: {reason}", file=out)
+    if best is None:
+        print("No trial produced a usable model.", file=out)
+        return
+    test = C.test_key(task_metric)
+    print(f"Best trial {best.trial.trial_id} [{describe(best.trial.config)}] at epoch {best.epoch}:", file=out)
+    print(f"  {task_metric} {best.metrics[task_metric]:.4g} (validation), {test} {best.metrics[test]:.4g} (test)", file=out)
+    lines = [
+        ("Run directory", str(run_dir)),
+        ("Leaderboard", f"orchestrator best {run_dir}"),
+        ("TensorBoard", f"orchestrator tensorboard {run_dir}   (or: tensorboard --logdir {run_dir})"),
+        ("Best model", str(best.path)),
+        *task.usage(best.path),
+        ("In Python", f"from trainables import load_model; m = load_model('{best.path}')"),
+    ]
+    for label, text in lines:
+        print(f"{label + ':':<15} {text}", file=out)

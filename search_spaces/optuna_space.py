@@ -1,0 +1,73 @@
+"""The Optuna translation of a declarative space: define-by-run calls on an Optuna trial.
+
+Optuna has no space object to build; a trial asks for each value as it goes, which makes the conditional
+family choice plain code: the family is a categorical named `family`, then that family's hyperparameters
+are asked for under `<family>/<name>` (so two families' `hidden_size` are separate parameters, as the
+HyperOpt labels keep them apart) and the training ones under `<name>`. Only the trial's `suggest_*`
+methods are called, so this module does not import optuna itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from search_spaces.domains import Choice, Domain, LogUniform, QLogUniform, QUniform, RandInt, Uniform
+from trainables.trial import FAMILY, TrialConfig
+
+
+def _uniform(trial, name: str, d: Uniform):
+    return trial.suggest_float(name, d.low, d.high)
+
+
+def _loguniform(trial, name: str, d: LogUniform):
+    return trial.suggest_float(name, d.low, d.high, log=True)
+
+
+def _quniform(trial, name: str, d: QUniform):
+    if d.integer:
+        return trial.suggest_int(name, d.low, d.high, step=d.q)
+    return trial.suggest_float(name, d.low, d.high, step=d.q)
+
+
+def _qloguniform(trial, name: str, d: QLogUniform):
+    # Optuna has no stepped log scale: draw on the log scale and round to the step, as hyperopt's qloguniform does.
+    return d.quantize(trial.suggest_float(name, d.low, d.high, log=True))
+
+
+def _randint(trial, name: str, d: RandInt):
+    return trial.suggest_int(name, d.low, d.high - 1)  # the space's high is excluded, Optuna's included
+
+
+def _choice(trial, name: str, d: Choice):
+    return trial.suggest_categorical(name, list(d.options))  # Grid too: outside the grid searcher a grid is a choice
+
+
+# Domain class -> suggester(trial, name, domain) -> value. Looked up along the class's MRO, so a subclass
+# without its own entry (Grid) is suggested as its base is.
+SUGGESTERS: dict[type, Callable[[Any, str, Any], Any]] = {
+    QLogUniform: _qloguniform,
+    QUniform: _quniform,
+    LogUniform: _loguniform,
+    Uniform: _uniform,
+    RandInt: _randint,
+    Choice: _choice,
+}
+
+
+def suggest_value(trial, name: str, domain: Any) -> Any:
+    """One hyperparameter of a declarative space, drawn through an Optuna trial (constants pass through)."""
+    if not isinstance(domain, Domain):
+        return domain
+    for cls in type(domain).__mro__:
+        if cls in SUGGESTERS:
+            return SUGGESTERS[cls](trial, name, domain)
+    raise TypeError(f"no Optuna translation for {type(domain).__name__}; add one to SUGGESTERS")
+
+
+def suggest(trial, space) -> dict[str, Any]:
+    """A Tune config ({"arch": {"family", "model"}, <train>}) for a SearchSpace, from an Optuna trial."""
+    families = list(space.families)
+    # A single family is not asked for: the study's parameters stay those of the space's domains.
+    family = trial.suggest_categorical(FAMILY, families) if len(families) > 1 else families[0]
+    model = {k: suggest_value(trial, f"{family}/{k}", v) for k, v in space.families[family].items()}
+    return TrialConfig.to_tune(family, model, {k: suggest_value(trial, k, v) for k, v in space.train.items()})
