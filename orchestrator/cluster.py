@@ -30,7 +30,8 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 # `ray up` leaves the autoscaler's config on the head node here; a driver on the head (a Ray Job, or a
 # shell from `ray attach`) reads from it which nodes the cluster can still add.
 BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
-_cluster = {"address": None}  # the address start_ray connected to; None for the embedded local Ray
+# The address start_ray connected to (None for the embedded local Ray), and whether it shipped the user's model files.
+_cluster = {"address": None, "shipped": False}
 
 
 # Ray starts one job-less worker per CPU when the first driver connects. A trial can't use them (its actors
@@ -48,14 +49,16 @@ AHEAD_OF_TUNING = ("ray.tune", "trainables.trainable", "orchestrator.progress", 
 IMPORTED_BY_RAY_INIT = ("socketserver", "ray._common.usage.usage_lib", "ray.dashboard")
 
 
-def start_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None, imports: Sequence[str] = ()) -> None:
+def start_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None, imports: Sequence[str] = (),
+              py_modules: Sequence[str] = ()) -> None:
     """Starts the embedded local Ray (the default) or connects to a cluster; no-op when Ray already runs.
 
     `address="local"` always starts a fresh in-process instance, never a stale cluster left in /tmp.
     `address="auto"` (inside a Ray Job, or on a cluster node) or `HOST:PORT` joins an existing cluster.
     Worker output stays in Ray's log files; the progress view reports what matters. `imports` (then, for
     the embedded Ray, AHEAD_OF_TUNING) are imported in a thread meanwhile: starting Ray mostly waits on its
-    processes, so the driver's CPU is free for them.
+    processes, so the driver's CPU is free for them. `py_modules`: the user's model files, shipped to every
+    node of a cluster with the job's runtime environment (the embedded Ray's workers read them where they are).
     """
     import ray
 
@@ -69,7 +72,7 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None, num_gp
     importer = threading.Thread(target=_import_ahead, args=(tuple(imports),), name="import-ahead", daemon=True)
     importer.start()
     try:
-        _init_ray(ray, address, num_cpus, num_gpus)
+        _init_ray(ray, address, num_cpus, num_gpus, py_modules)
     finally:
         importer.join()
 
@@ -82,20 +85,29 @@ def _import_ahead(modules: tuple[str, ...]) -> None:
             return  # the import that needs the module raises this error again, where it can be reported
 
 
-def _init_ray(ray, address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
+def _init_ray(ray, address: str | None, num_cpus: int | None, num_gpus: int | None, py_modules: Sequence[str] = ()) -> None:
     common = dict(log_to_driver=False, logging_level="ERROR", configure_logging=True)
     if address:
         _check_reachable(address)
+        # Inside a Ray Job, Ray merges this with the job's own runtime environment (its working_dir).
+        shipped = {"runtime_env": {"py_modules": list(py_modules)}} if py_modules else {}
         try:
-            ray.init(address=address, **common)
+            ray.init(address=address, **shipped, **common)
         except ConnectionError as exc:
             raise UserError(_connect_problem(address, exc)) from None
         _cluster["address"] = address
+        _cluster["shipped"] = bool(py_modules)
     else:
         ray.init(
             address="local", num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=False,
             _system_config=LOCAL_RAY_SYSTEM_CONFIG, **common,
         )
+
+
+def models_shipped() -> bool:
+    """Whether the user's model files reached the workers through Ray's runtime environment (so that they
+    import them by module name), rather than being read from the driver's paths by workers on its machine."""
+    return bool(_cluster.get("shipped"))
 
 
 def _check_reachable(address: str) -> None:

@@ -12,14 +12,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_serializer, field_validator, model_validator
 
 from orchestrator.errors import UserError
+from orchestrator.yaml_input import read_yaml, set_override  # noqa: F401  (part of this module's interface)
 from orchestrator.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
-from orchestrator.schema import Strict
+from orchestrator.schema import CheckpointPolicy, Resources, Strict
 from orchestrator.searchers import DEFAULT_SEARCHER, SEARCHERS
 from trainables.models import families_for
+from trainables.refs import plain_refs
 from trainables.tasks import TASKS, metric_modes
 
 QUICKSTART = Path(__file__).resolve().parent / "quickstart.yaml"
@@ -34,24 +35,6 @@ SCHEDULER_OPTIONS = {name: record.options for name, record in SCHEDULERS.items()
 SchedulerOptions = Annotated[Union[tuple(SCHEDULER_OPTIONS.values())], Field(discriminator="kind")]
 # key -> (its kinds' option models, what a kind is called in messages, the registry listing the known kinds)
 DISCRIMINATED = {"task": (TASK_OPTIONS, "task"), "scheduler": (SCHEDULER_OPTIONS, "scheduler")}
-
-
-class Resources(Strict):
-    cpu: float = Field(1.0, gt=0)
-    # A trial trains on one device (the training loop is single-device, and these models are far too small to
-    # gain from splitting a batch across GPUs), so a share above one GPU would hold GPUs no trial uses.
-    gpu: float = Field(0.0, ge=0, description="each trial's share of one GPU: 1 a whole GPU, 0.25 packs four trials on one")
-
-    @field_validator("gpu")
-    @classmethod
-    def one_device(cls, gpu: float) -> float:
-        if gpu > 1:
-            raise ValueError(f"a trial trains on one GPU, so its share is at most 1 (0.25 packs four trials on one GPU), but got {gpu:g}")
-        return gpu
-
-
-class CheckpointPolicy(Strict):
-    keep: int = Field(2, ge=1, description="best checkpoints kept per trial, ranked by the metric")
 
 
 class ExperimentConfig(Strict):
@@ -70,7 +53,11 @@ class ExperimentConfig(Strict):
     seed: int = 0
     storage: str = "runs"
     time_budget_s: Optional[float] = Field(None, gt=0)
+    budget: Optional[Union[str, float]] = Field(None, description="plan the search to end within this (90s, 10m, 2h)")
     max_failures: int = Field(1, ge=0, description="retries of a crashed trial from its last checkpoint")
+    points_to_evaluate: list[dict[str, Any]] = Field(
+        default_factory=list, description="flat configurations (family, hyperparameters) run first; the searcher learns from them")
+    loggers: list[str] = Field(default_factory=list, description="experiment trackers, one run per trial: mlflow, wandb")
 
     @model_validator(mode="before")
     @classmethod
@@ -87,11 +74,21 @@ class ExperimentConfig(Strict):
             raise ValueError("must start with a letter or digit and hold only letters, digits, '.', '_' and '-'")
         return v
 
+    @field_validator("loggers")
+    @classmethod
+    def usable_loggers(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        """Known trackers whose extra is installed (orchestrator/loggers.py states each rule)."""
+        from orchestrator.loggers import check_loggers
+
+        return check_loggers(v, info.data.get("storage", ""))
+
     @field_validator("searcher")
     @classmethod
     def known_searcher(cls, v: str) -> str:
         if v not in SEARCHERS:
             raise ValueError(f"unknown searcher '{v}'; known: {', '.join(sorted(SEARCHERS))}")
+        if SEARCHERS[v].missing():
+            raise ValueError(SEARCHERS[v].missing())
         return v
 
     @field_validator("metric")
@@ -104,13 +101,32 @@ class ExperimentConfig(Strict):
 
     @model_validator(mode="after")
     def valid_pairing(self):
-        """A scheduler that works only with some searchers (say, BOHB's HyperBand) refuses the others, with its rule."""
-        allowed = SCHEDULERS[self.scheduler.kind].searchers
-        if allowed is not None and self.searcher not in allowed:
-            rule = SCHEDULERS[self.scheduler.kind].pairing_rule
-            raise ValueError(f"scheduler '{self.scheduler.kind}' works with searcher {', '.join(sorted(allowed))} only, but got "
-                             f"searcher '{self.searcher}'" + (f" ({rule})" if rule else ""))
+        """A scheduler that works only with some searchers (PBT), or a searcher only with some schedulers (BOHB), refuses the others."""
+        from orchestrator.schedulers import pairing_problem
+
+        problem = pairing_problem(self.searcher, self.scheduler.kind)
+        if problem:
+            raise ValueError(f"key 'searcher': value '{self.searcher}' with scheduler '{self.scheduler.kind}': {problem}")
         return self
+
+    @field_validator("budget")
+    @classmethod
+    def valid_budget(cls, v: Optional[Union[str, float]]) -> Optional[Union[str, float]]:
+        from orchestrator.budget import parse_duration
+
+        if v is not None:
+            parse_duration(v)  # its ValueError states the rule
+        return v
+
+    @model_validator(mode="after")
+    def one_time_limit(self):
+        if self.budget is not None and self.time_budget_s is not None:
+            raise ValueError("`budget` plans the whole search to a time and `time_budget_s` only stops it: set one, "
+                             f"but got budget={self.budget!r} and time_budget_s={self.time_budget_s}")
+        return self
+
+    # A model class given from Python (`"model": Conv`) is written as its reference text, `module:Conv`.
+    space_as_text = field_serializer("search_space")(lambda self, space: plain_refs(space))
 
     @property
     def space_ref(self) -> Union[str, dict[str, Any]]:
@@ -172,45 +188,9 @@ def _describe(error: dict, source: str) -> str:
         kind = error.get("input", {}).get("kind") if isinstance(error.get("input"), dict) else None
         return f"{source}: key '{loc[0]}.kind': value {kind!r}: unknown {what} '{kind}'; known: {', '.join(sorted(options))}"
     message = error["msg"].removeprefix("Value error, ")
+    if not loc:  # a rule across keys (a model validator): its message names the keys; the input is the whole file
+        return f"{source}: {message}"
     return f"{source}: key '{key}': value {error.get('input')!r}: {message}"
-
-
-def set_override(mapping: dict, assignment: str) -> None:
-    """Applies one `--set a.b=value` (value parsed as YAML: numbers, booleans, lists) to a raw config mapping."""
-    if "=" not in assignment:
-        raise UserError(f"--set {assignment!r}: expected key=value, e.g. --set scheduler.max_epochs=5")
-    key, raw = assignment.split("=", 1)
-    parts = key.strip().split(".")
-    if not all(parts):
-        raise UserError(f"--set {assignment!r}: empty key segment in '{key}'")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise UserError(f"--set {assignment!r}: value is not valid YAML: {exc}") from None
-    node = mapping
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise UserError(f"--set {assignment!r}: '{part}' holds {child!r}, not a mapping")
-        node = child
-    node[parts[-1]] = value
-
-
-def read_yaml(path: Path) -> dict:
-    """The raw mapping of an experiment file (safe YAML: nothing in it is evaluated)."""
-    if not path.is_file():
-        raise UserError(f"{path}: experiment file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: malformed YAML: {' '.join(str(exc).split())}") from None
-    if raw is None:
-        raise UserError(f"{path}: the file is empty; an experiment needs at least 'task'")
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: an experiment must be a mapping of keys, but the file holds a {type(raw).__name__}")
-    return raw
 
 
 def parse_config(raw: dict, source: str) -> ExperimentConfig:
@@ -230,13 +210,24 @@ class Experiment:
 
     config: ExperimentConfig
     space: Any  # search_spaces.SearchSpace
-    file: Path
+    file: Path  # relative paths in the config are taken from its folder
+    label: Optional[str] = None  # what messages name when there is no file (`--data sales.csv`)
+
+    @property
+    def where(self) -> str:
+        return self.label or str(self.file)
 
 
 def load_experiment(path: str | Path | None, overrides: list[str] = (), *, name: str | None = None, storage: str | None = None) -> Experiment:
     """An experiment from a YAML file (the built-in quickstart when `path` is None), `--set` overrides applied."""
     file = Path(path) if path else QUICKSTART
-    raw = read_yaml(file)
+    return experiment_from_mapping(read_yaml(file), file, overrides, name=name, storage=storage)
+
+
+def experiment_from_mapping(raw: dict, file: Path, overrides: list[str] = (), *, name: str | None = None,
+                            storage: str | None = None, label: Optional[str] = None) -> Experiment:
+    """An experiment from a raw mapping read from `file` (or, with `label`, made without one: `--data`)."""
+    raw = dict(raw)
     for assignment in overrides:
         set_override(raw, assignment)
     if name is not None:
@@ -245,22 +236,23 @@ def load_experiment(path: str | Path | None, overrides: list[str] = (), *, name:
         raw["name"] = file.stem
     if storage is not None:
         raw["storage"] = storage
-    config = parse_config(raw, str(file))
-    return Experiment(config, check_space(config, file), file)
+    config = parse_config(raw, label or str(file))
+    return Experiment(config, check_space(config, file, label), file, label)
 
 
-def check_space(config: ExperimentConfig, file: Path):
+def check_space(config: ExperimentConfig, file: Path, label: Optional[str] = None):
     """Parses the search space (the task's bundled one when the experiment names none) and checks that every
     family in it can run the task and that the searcher can search it."""
     from search_spaces import SpaceError, load_space
 
     try:
-        space = load_space(config.space_ref, base=file.parent)
+        space = load_space(config.space_ref, base=file.parent, file=file)
     except SpaceError as exc:
         raise UserError(str(exc)) from None
     input_kind = TASKS[config.task.kind].input_kind
-    usable = families_for(input_kind)
-    for family in space.families:
+    usable = families_for(input_kind) + sorted(space.models)  # a user's family: its probe on the task decides
+    # A custom loader's arrays decide its input kind (None here): prepare probes every family on them instead.
+    for family in space.families if input_kind is not None else ():
         if family not in usable:
             raise UserError(
                 f"{space.source}: families.{family}: model family '{family}' cannot run task '{config.task.kind}' "
@@ -268,5 +260,25 @@ def check_space(config: ExperimentConfig, file: Path):
             )
     problem = SEARCHERS[config.searcher].problem(space)
     if problem:
-        raise UserError(f"{file}: key 'searcher': value '{config.searcher}': {problem}")
+        raise UserError(f"{label or file}: key 'searcher': value '{config.searcher}': {problem}")
+    problem = SCHEDULERS[config.scheduler.kind].problem(space)
+    if problem:
+        raise UserError(f"{label or file}: key 'scheduler.kind': value '{config.scheduler.kind}': {problem}")
+    check_points(config, space, label or file)
     return space
+
+
+def check_points(config: ExperimentConfig, space, source) -> list[dict[str, Any]]:
+    """The experiment's points to evaluate as Tune configs, each checked against the space (key and rule named)."""
+    from search_spaces import SpaceError
+    from search_spaces.points import parse_points
+
+    if config.points_to_evaluate and config.searcher == "grid":
+        raise UserError(f"{source}: key 'points_to_evaluate': the grid searcher runs its own grid; give points to another searcher")
+    if len(config.points_to_evaluate) > config.num_samples:
+        raise UserError(f"{source}: key 'points_to_evaluate': {len(config.points_to_evaluate)} points, but num_samples is "
+                        f"{config.num_samples}: the points are trials of the search, so at most num_samples")
+    try:
+        return parse_points(config.points_to_evaluate, space, str(source))
+    except SpaceError as exc:
+        raise UserError(str(exc)) from None

@@ -13,7 +13,7 @@ from trainables import constants as C
 from trainables.trial import FAMILY, MODEL_PREFIX, TrialConfig
 
 # The hyperparameters a one-line trial description shows, when the trial has them.
-KEY_HPARAMS = ("model/hidden_size", "model/num_layers", "lr", "optimizer", "batch_size")
+KEY_HPARAMS = ("model/hidden_size", "model/d_model", "model/num_layers", "lr", "optimizer", "batch_size")
 
 
 def clock(seconds: float) -> str:
@@ -25,7 +25,10 @@ def describe(config: dict[str, Any]) -> str:
     """`lstm hidden_size=96 num_layers=2 lr=3.1e-03 ...` for a Tune config."""
     flat = TrialConfig.from_tune(config).flat()
     parts = [flat[FAMILY]]
-    for key in KEY_HPARAMS:
+    keys = [k for k in KEY_HPARAMS if k in flat]
+    if not any(k.startswith(MODEL_PREFIX) for k in keys):  # a family of the user's: its own first few instead
+        keys = [k for k in flat if k.startswith(MODEL_PREFIX)][:3] + keys
+    for key in keys:
         if key in flat:
             value, name = flat[key], key.removeprefix(MODEL_PREFIX)
             parts.append(f"{name}={value:.1e}" if isinstance(value, float) else f"{name}={value}")
@@ -70,6 +73,11 @@ def summarize(run_dir: Path, task, trials: list[R.TrialRecord], best, task_metri
     test = C.test_key(task_metric)
     print(f"Best trial {best.trial.trial_id} [{describe(best.trial.config)}] at epoch {best.epoch}:", file=out)
     print(f"  {task_metric} {best.metrics[task_metric]:.4g} (validation), {test} {best.metrics[test]:.4g} (test)", file=out)
+    # The task's other metrics (macro-F1, log loss, MAE...), as validation / test pairs.
+    others = [k for k in best.metrics if k in C.MODES and k != task_metric and C.test_key(k) in best.metrics]
+    if others:
+        pairs = ", ".join(f"{k.removeprefix('val_')} {best.metrics[k]:.4g} / {best.metrics[C.test_key(k)]:.4g}" for k in others)
+        print(f"  also (validation / test): {pairs}", file=out)
     lines = [
         ("Run directory", str(run_dir)),
         ("Leaderboard", f"orchestrator best {run_dir}"),
@@ -80,3 +88,11 @@ def summarize(run_dir: Path, task, trials: list[R.TrialRecord], best, task_metri
     ]
     for label, text in lines:
         print(f"{label + ':':<15} {text}", file=out)
+
+
+def budget_line(plan, used_s: float, trials: int, out: TextIO) -> None:
+    """How the budgeted search went against its plan."""
+    from orchestrator.budget import clock_text
+
+    print(f"{'Budget:':<15} searched for {clock(used_s)} of the {clock_text(plan.budget_s)} budget "
+          f"(planned ~{plan.num_samples} trials over ~{clock(plan.expected_s)}; ran {trials})", file=out, flush=True)

@@ -43,6 +43,19 @@ def _candidates(trials: list[R.TrialRecord], metric: str, mode: str) -> list[tup
     return found
 
 
+def run_families(run_dir: Path) -> dict:
+    """The family registry of a run: the built-ins and the user's classes its search space named."""
+    from search_spaces import SearchSpace
+    from trainables.models import ModelRefError, registry_for
+
+    raw = R.read_experiment(run_dir).get("search_space")
+    models = SearchSpace.from_run(raw).models if isinstance(raw, dict) else {}
+    try:
+        return registry_for(models)
+    except ModelRefError as exc:
+        raise UserError(f"{run_dir}: the run's own model cannot be imported: {exc}") from None
+
+
 def _load_first_readable(candidates, data: TaskData, run_dir: Path):
     """(model, config, trial, meta, path) of the best candidate whose weights load."""
     import torch
@@ -50,11 +63,12 @@ def _load_first_readable(candidates, data: TaskData, run_dir: Path):
     from trainables.models import build_model
 
     device = torch.device("cpu")
+    families = run_families(run_dir)
     for _value, trial, meta, path in candidates:
         config = TrialConfig.from_tune(trial.config)
         # Only the weights: an optimizer built here would cost its first-use set-up in this process (torch
         # imports its compiler stack then, ~1.5 s) and be thrown away.
-        model = build_model(config.family, config.model, data.spec).to(device)
+        model = build_model(config.family, config.model, data.spec, families).to(device)
         try:
             model.load_state_dict(torch.load(path / C.STATE_FILE, map_location=device, weights_only=True)["model"])
             return model, config, trial, meta, path
@@ -65,16 +79,14 @@ def _load_first_readable(candidates, data: TaskData, run_dir: Path):
 
 
 def _evaluate(model, data: TaskData) -> dict[str, float]:
-    """Validation and test loss and task metric of `model`."""
+    """Validation and test loss and every task metric of `model` (val_loss, val_accuracy, ..., test_accuracy, ...)."""
     import torch
 
     from trainables.objectives import Objective
-    from trainables.training import DeviceData, evaluate
+    from trainables.training import DeviceData, split_metrics
 
     staged, objective = DeviceData.stage(data, torch.device("cpu")), Objective(data.objective)
-    val_loss, val_metric = evaluate(model, staged, "val", objective)
-    test_loss, test_metric = evaluate(model, staged, "test", objective)
-    return {C.VAL_LOSS: val_loss, data.metric: val_metric, "test_loss": test_loss, C.test_key(data.metric): test_metric}
+    return {**split_metrics(model, staged, "val", objective), **split_metrics(model, staged, "test", objective)}
 
 
 def export_best(run_dir: Path, data: TaskData, metric: str, mode: str, out_path: Path | None = None,
@@ -94,7 +106,7 @@ def export_best(run_dir: Path, data: TaskData, metric: str, mode: str, out_path:
     save_model(
         model_path, family=config.family, model_config=config.model, train_config=config.flat(), spec=data.spec,
         task=data.kind, objective=data.objective, metric=data.metric, preprocessing=data.preprocessing,
-        metrics=metrics, state_dict=model.state_dict(),
+        metrics=metrics, state_dict=model.state_dict(), families=run_families(run_dir),
     )
     if out_path is None:
         record = {"trial_id": trial.trial_id, "trial_dir": str(trial.path), "checkpoint": str(path), "epoch": meta["epoch"],

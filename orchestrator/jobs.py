@@ -1,7 +1,7 @@
 """`orchestrator submit`: the same experiment as a Ray Job on a cluster, through Ray's Jobs API.
 
 The current directory is shipped as the job's working directory (run outputs, virtual environments and
-git metadata left out), so the experiment file, the search spaces and data files next to it and this
+git metadata left out), so the experiment file, the search spaces, data and model files next to it and this
 project's code as checked out here all reach the cluster. There the job runs `python -m orchestrator run`
 against the cluster itself (`--address auto`), and its driver on the head node loads the data once for
 trials on every node. Logs stream back here; the job's exit status becomes this command's; Ctrl-C
@@ -36,6 +36,9 @@ def submit(args) -> int:
     relative = shipped_path(Path(args.experiment), workdir, "the experiment file")
     check_storage(exp.config.storage)
     check_data(exp.config.task.data, exp.file, workdir)
+    check_loader(getattr(exp.config.task, "loader", None), exp.file, workdir)
+    for model_file in exp.space.model_files():  # a `model: file.py:Class`: the job's driver imports it from the shipped copy
+        shipped_path(Path(model_file), workdir, "the model file")
 
     command = ["python", "-m", "orchestrator", "run", relative.as_posix(), "--address", "auto"]
     for assignment in args.set:
@@ -114,6 +117,16 @@ def check_data(data: str | None, experiment: Path, workdir: Path) -> None:
         shipped_path(path, workdir, "task.data")
     else:
         print(f"note: task.data {data} does not exist here; it must exist on the cluster's head node", file=sys.stderr)
+
+
+def check_loader(loader: str | None, experiment: Path, workdir: Path) -> None:
+    """A `custom` task's loader file must travel with the shipped directory: the job's driver calls it there."""
+    if not loader:
+        return
+    path = Path(loader.rpartition(":")[0]).expanduser()
+    if not path.is_absolute() and (experiment.parent / path).exists():
+        path = experiment.parent / path
+    shipped_path(path, workdir, "task.loader's file")
 
 
 def storage_excludes(storage: str, workdir: Path) -> list[str]:

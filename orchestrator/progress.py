@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
 from ray.tune import Callback
 
@@ -22,8 +22,10 @@ from trainables import constants as C
 class Progress(Callback):
     """Counts trial outcomes as Tune reports them and prints the compact view."""
 
-    def __init__(self, metric: str, mode: str, num_samples: int, max_epochs: int, *, interval: float = 10.0, out: TextIO | None = None):
+    def __init__(self, metric: str, mode: str, num_samples: int, max_epochs: int, *, interval: float = 10.0, out: TextIO | None = None,
+                 expected_s: float | None = None):
         self.metric, self.mode, self.num_samples, self.max_epochs = metric, mode, num_samples, max_epochs
+        self.expected_s = expected_s  # a budgeted search's planned duration (from the probe): the ETA counts down from it
         self.interval, self.out = interval, out  # None: sys.stdout at print time (the callback is pickled)
         self._reset()
 
@@ -114,7 +116,9 @@ class Progress(Callback):
         ]
         if self.best:
             parts.append(f"best {self.metric} {self.best[0]:.4g} ({self.best[2]})")
-        if finished > (self.adopted or 0):  # the pace of this session only: adopted trials took no time in it
+        if self.expected_s is not None:
+            parts.append(f"~{clock(max(0.0, self.expected_s - elapsed))} left of the plan")
+        elif finished > (self.adopted or 0):  # the pace of this session only: adopted trials took no time in it
             left = elapsed / (finished - (self.adopted or 0)) * max(0, self.num_samples - finished)
             parts.append(f"~{clock(left)} left")
         self._say(" | ".join(parts))

@@ -50,6 +50,7 @@ class TrialRecord:
     config: dict[str, Any]
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    saved_status: str | None = None  # Tune's status for it in the run's saved experiment state, when there is one
 
     @property
     def family(self) -> str:
@@ -78,6 +79,9 @@ class TrialRecord:
             return FAILED
         if self.diverged:
             return DIVERGED
+        if (not self.rows or not self.rows[-1].get("done")) and self.saved_status == "TERMINATED":
+            # Tune ended it without a final result (or before its first): the experiment's time budget stopped it.
+            return STOPPED_EARLY
         if not self.rows or not self.rows[-1].get("done"):
             return UNFINISHED  # Tune marks a trial's final result `done`, whatever ended it
         return ended_as({"training_iteration": self.epochs}, max_epochs)
@@ -138,6 +142,7 @@ def check_run_dir(run_dir: Path) -> Path:
 def load_trials(run_dir: Path) -> list[TrialRecord]:
     """Every trial directory under a run, in the order the trials started training."""
     found = []
+    statuses = saved_statuses(run_dir)
     for params in Path(run_dir).glob("*/params.json"):
         tdir = params.parent
         try:
@@ -147,7 +152,7 @@ def load_trials(run_dir: Path) -> list[TrialRecord]:
         error_file = tdir / "error.txt"
         error = error_file.read_text().strip().splitlines()[-1] if error_file.is_file() and error_file.read_text().strip() else None
         trial_id = tdir.name.split("_", 1)[-1]
-        trial = TrialRecord(trial_id, tdir, config, _read_rows(tdir / "result.json"), error)
+        trial = TrialRecord(trial_id, tdir, config, _read_rows(tdir / "result.json"), error, statuses.get(trial_id))
         found.append((_started(trial, params), trial))
     return [trial for _, trial in sorted(found, key=lambda pair: pair[0])]
 
@@ -168,18 +173,22 @@ def unfinished_trials(run_dir: Path) -> list[str]:
     After Ctrl-C, Tune stops its trials in memory but saves them as RUNNING, so the file, not the
     in-memory ResultGrid, tells an interrupted search from a finished one.
     """
+    return [trial_id for trial_id, status in saved_statuses(run_dir).items() if status in ("PENDING", "RUNNING", "PAUSED")]
+
+
+def saved_statuses(run_dir: Path) -> dict[str, str]:
+    """{trial id: Tune's status (PENDING, RUNNING, PAUSED, TERMINATED, ERROR)} in the latest saved experiment state."""
     # By name, which carries the session's start time: Tune's final sync rewrites every state file at once,
     # so their modification times cannot tell the latest session.
     states = sorted(Path(run_dir).glob("experiment_state-*.json"))
     if not states:
-        return []
-    state = json.loads(states[-1].read_text())
-    unfinished = []
-    for trial_json, _ in state.get("trial_data", []):
-        trial = json.loads(trial_json)
-        if trial.get("status") in ("PENDING", "RUNNING", "PAUSED"):
-            unfinished.append(trial.get("trial_id"))
-    return unfinished
+        return {}
+    try:
+        state = json.loads(states[-1].read_text())
+    except json.JSONDecodeError:
+        return {}  # being rewritten by a running search: no status is known yet
+    trials = (json.loads(trial_json) for trial_json, _ in state.get("trial_data", []))
+    return {t.get("trial_id"): t.get("status") for t in trials}
 
 
 def read_experiment(run_dir: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -36,19 +37,25 @@ def write_experiment(run_dir: Path, p: Prepared, storage: str) -> None:
     (run_dir / R.EXPERIMENT_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
 
 
-def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = False, out: TextIO | None = None) -> int:
-    """Runs an experiment end to end; the exit status (0: a trial succeeded, 1: none did, 130: interrupted)."""
+def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = False, out: TextIO | None = None,
+        started: float | None = None) -> int:
+    """Runs an experiment end to end; the exit status (0: a trial succeeded, 1: none did, 130: interrupted).
+
+    `started`: time.monotonic() when the command began, from which a `budget` counts (default: now)."""
     out = out or sys.stdout  # looked up per call: a default bound at import would outlive a replaced stdout
+    started = time.monotonic() if started is None else started
     from orchestrator import cluster, tuning
 
     p = prepare(exp)
     store = Storage.of(p.exp.config.storage)
     run_dir = store.new_run(p.exp.config.name, explicit_name)
-    p = Prepared(Experiment(p.exp.config.model_copy(update={"name": run_dir.name}), p.exp.space, p.exp.file), p.data, p.metric, p.mode)
-    cluster.start_ray(address, imports=SEARCHERS[p.exp.config.searcher].imports)
+    p = replace(p, exp=replace(p.exp, config=p.exp.config.model_copy(update={"name": run_dir.name})))
+    cluster.start_ray(address, imports=SEARCHERS[p.exp.config.searcher].imports, py_modules=p.exp.space.model_files())
     cluster.check_capacity(p.exp.config, out=out)
     if not store.remote:
         cluster.check_storage_shared(store.root)
+    if p.exp.config.budget is not None:
+        p = _sized_to_budget(p, started)
     write_experiment(run_dir, p, store.root)
     if store.remote:
         store.upload(run_dir / R.EXPERIMENT_FILE, run_dir.name, R.EXPERIMENT_FILE)
@@ -56,10 +63,24 @@ def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = Fa
     setup = tuning.build_tuner(p, store.root, storage_marker=marker)
     concurrency = p.exp.config.max_concurrent or cluster.default_concurrency(p.exp.config)
     console.header(p.exp, p.data.summary(), run_dir, setup.num_trials, concurrency, out)
+    if p.plan is not None:
+        print(f"  {p.plan.describe()}", file=out, flush=True)
     if store.remote:
         print(f"  stored at: {store.run(run_dir.name)} (the run directory above is this machine's copy: results, TensorBoard "
               "files and the best checkpoints' weights)", file=out, flush=True)
     return _fit_and_finish(setup, run_dir, p, out, store=store if store.remote else None)
+
+
+def _sized_to_budget(p: Prepared, started: float) -> Prepared:
+    """The search planned to end within the experiment's budget (a probe of each family's epoch cost, counted in it)."""
+    from orchestrator import budget, cluster
+
+    c = p.exp.config
+    slots = c.max_concurrent or cluster.default_concurrency(c.model_copy(update={"num_samples": budget.MAX_TRIALS}))
+    try:
+        return budget.apply(p, started, slots)[0]
+    except budget.BudgetTooSmall as exc:
+        raise UserError(f"{p.exp.where}: key 'budget': value {c.budget!r}: {exc}") from None
 
 
 def resume(run: str | Path, *, address: str | None = None, out: TextIO | None = None) -> int:
@@ -84,7 +105,7 @@ def resume(run: str | Path, *, address: str | None = None, out: TextIO | None = 
     if not tune.Tuner.can_restore(location):
         raise UserError(f"{location}: no Tune experiment state to resume from (the run stopped before its first trial started)")
     p = prepare(exp)
-    cluster.start_ray(address, imports=SEARCHERS[p.exp.config.searcher].imports)
+    cluster.start_ray(address, imports=SEARCHERS[p.exp.config.searcher].imports, py_modules=p.exp.space.model_files())
     setup = tuning.restore_tuner(p, location)
     print(f"Resuming {run_dir.name}: {p.data.summary()}", file=out, flush=True)
     if store is not None:
@@ -110,6 +131,8 @@ def _fit_and_finish(setup, run_dir: Path, p: Prepared, out: TextIO, store: Stora
     best = export_best(run_dir, p.data, p.metric, p.mode, trials=trials) if exportable else None
     max_epochs = p.exp.config.scheduler.max_epochs
     console.summarize(run_dir, TASKS[p.data.kind], trials, best, p.data.metric, max_epochs, elapsed, out)
+    if p.plan is not None:
+        console.budget_line(p.plan, time.monotonic() - p.plan.started, len(trials), out)
     if store is not None:
         if best is not None:
             store.upload(run_dir / R.BEST_DIR, run_dir.name, R.BEST_DIR)

@@ -38,23 +38,89 @@ class FifoOptions(SchedulerOptions):
     kind: Literal["fifo"]
 
 
-def _asha(opts: AshaOptions):
-    from ray.tune.schedulers import ASHAScheduler
+class HyperbandOptions(SchedulerOptions):
+    kind: Literal["hyperband"]
+    reduction_factor: float = Field(3.0, gt=1)
 
-    return ASHAScheduler(
-        time_attr="training_iteration", max_t=opts.max_epochs, grace_period=opts.grace_period, reduction_factor=opts.reduction_factor
+
+class MedianOptions(SchedulerOptions):
+    kind: Literal["median"]
+    grace_period: int = Field(1, ge=1, description="epochs before a trial can be stopped")
+    min_samples_required: int = Field(3, ge=1, description="trials that must have reached an epoch before the rule judges it")
+
+
+class PbtOptions(SchedulerOptions):
+    kind: Literal["pbt"]
+    perturbation_interval: int = Field(2, ge=1, description="epochs between two exploit/explore steps of a trial")
+    quantile_fraction: float = Field(0.25, gt=0, le=0.5, description="the bottom fraction copies the top fraction")
+    resample_probability: float = Field(0.25, ge=0, le=1, description="chance a mutated value is drawn anew instead of scaled")
+
+
+# Training hyperparameters PBT may change in a running trial: they act through the optimizer or the data
+# order, so a trial continues from another's checkpoint with them. The family and its hyperparameters
+# (the weights' shapes), the optimizer kind and the LR schedule (their saved state) cannot change mid-trial.
+PBT_MUTABLE = ("lr", "weight_decay", "momentum", "batch_size", "grad_clip")
+
+EPOCHS = "training_iteration"  # every scheduler counts time in epochs (one `step` of the trainable)
+
+
+def _asha(opts: AshaOptions, space=None, searcher: str = ""):
+    from orchestrator.scheduler_state import ResumableASHA
+
+    return ResumableASHA(time_attr=EPOCHS, max_t=opts.max_epochs, grace_period=opts.grace_period, reduction_factor=opts.reduction_factor)
+
+
+def _fifo(opts: FifoOptions, space=None, searcher: str = ""):
+    from orchestrator.scheduler_state import ResumableFIFO
+
+    return ResumableFIFO()
+
+
+def _hyperband(opts: HyperbandOptions, space=None, searcher: str = ""):
+    from orchestrator.scheduler_state import ResumableHyperBand, ResumableHyperBandForBOHB
+
+    # BOHB's searcher learns from each rung's budget, which only its own HyperBand reports.
+    cls = ResumableHyperBandForBOHB if searcher == "bohb" else ResumableHyperBand
+    return cls(time_attr=EPOCHS, max_t=opts.max_epochs, reduction_factor=opts.reduction_factor)
+
+
+def _median(opts: MedianOptions, space=None, searcher: str = ""):
+    from orchestrator.scheduler_state import ResumableMedian
+
+    return ResumableMedian(time_attr=EPOCHS, grace_period=opts.grace_period, min_samples_required=opts.min_samples_required)
+
+
+def pbt_mutations(space) -> dict[str, Any]:
+    """The training hyperparameters of `space` that PBT mutates, as Ray domains (lists for choices)."""
+    from search_spaces.domains import Domain
+    from search_spaces.tune_space import to_tune_domain
+
+    return {k: to_tune_domain(d) for k, d in space.train.items() if k in PBT_MUTABLE and isinstance(d, Domain)}
+
+
+def _pbt_problem(space) -> Optional[str]:
+    if pbt_mutations(space):
+        return None
+    return f"pbt mutates training hyperparameters ({', '.join(PBT_MUTABLE)}), but the space {space.source} searches none of them"
+
+
+def _pbt(opts: PbtOptions, space=None, searcher: str = ""):
+    from orchestrator.scheduler_state import ResumablePBT
+
+    return ResumablePBT(
+        time_attr=EPOCHS, perturbation_interval=opts.perturbation_interval, quantile_fraction=opts.quantile_fraction,
+        resample_probability=opts.resample_probability, hyperparam_mutations=pbt_mutations(space),
     )
-
-
-def _fifo(opts: FifoOptions):
-    from ray.tune.schedulers import FIFOScheduler
-
-    return FIFOScheduler()
 
 
 @dataclass(frozen=True)
 class Scheduler:
     """A scheduler: its options model, how to build Ray's scheduler from them, and how to describe them.
+
+    `build(options, space, searcher)` returns a Ray TrialScheduler whose state survives a resume
+    (`orchestrator.scheduler_state`); `problem(space)`: why it cannot work on that space, or None.
+    `own_population`: the scheduler evolves trials itself from a random population, which Ray's own generator
+    supplies (Ray refuses a Searcher beside PBT).
 
     `describe` takes a mapping (the options as dumped into a run's experiment.yaml), so that readers of a
     finished run describe it without rebuilding the config. `searchers`: the searchers it works with
@@ -63,11 +129,13 @@ class Scheduler:
 
     name: str
     options: type[SchedulerOptions]
-    build: Callable[[Any], Any]
+    build: Callable[..., Any]
     help: str
     describe: Callable[[Mapping[str, Any]], str]
     searchers: Optional[frozenset[str]] = None
     pairing_rule: str = ""
+    problem: Callable[[Any], Optional[str]] = lambda space: None
+    own_population: bool = False
 
 
 SCHEDULERS: dict[str, Scheduler] = {
@@ -80,5 +148,41 @@ SCHEDULERS: dict[str, Scheduler] = {
         "fifo", FifoOptions, _fifo, "no early stopping: every trial runs max_epochs",
         lambda o: f"fifo (max {o['max_epochs']} epochs)",
     ),
+    "hyperband": Scheduler(
+        "hyperband", HyperbandOptions, _hyperband,
+        "synchronous HyperBand: brackets of successive halving, pausing trials at each rung (BOHB's scheduler)",
+        lambda o: f"hyperband (max {o['max_epochs']} epochs, x{o['reduction_factor']:g})",
+    ),
+    "median": Scheduler(
+        "median", MedianOptions, _median,
+        "median stopping rule: stops a trial whose best so far is worse than the median of the others' running means",
+        lambda o: f"median (max {o['max_epochs']} epochs, grace {o['grace_period']}, min {o['min_samples_required']} trials)",
+    ),
+    "pbt": Scheduler(
+        "pbt", PbtOptions, _pbt,
+        "population-based training: bad trials continue from good ones' checkpoints with mutated training hyperparameters",
+        lambda o: f"pbt (max {o['max_epochs']} epochs, every {o['perturbation_interval']}, bottom {o['quantile_fraction']:g})",
+        searchers=frozenset({"random"}),
+        pairing_rule="PBT draws its population at random and then evolves it itself; Ray refuses a searcher beside it",
+        problem=_pbt_problem,
+        own_population=True,
+    ),
 }
 DEFAULT_SCHEDULER = "asha"
+
+
+def pairing_problem(searcher: str, scheduler: str) -> Optional[str]:
+    """Why a searcher cannot work with a scheduler (the rule, from whichever record states it), or None.
+
+    The one place pairings are decided: validation, `orchestrator list` and the tests ask here.
+    """
+    from orchestrator.searchers import SEARCHERS
+
+    for record, other, what, allowed in ((SCHEDULERS[scheduler], searcher, "searcher", SCHEDULERS[scheduler].searchers),
+                                         (SEARCHERS[searcher], scheduler, "scheduler", SEARCHERS[searcher].schedulers)):
+        if allowed is not None and other not in allowed:
+            kind = "scheduler" if what == "searcher" else "searcher"
+            rule = f" ({record.pairing_rule})" if record.pairing_rule else ""
+            return f"{kind} '{record.name}' works with {what} {', '.join(sorted(allowed))} only, but got {what} '{other}'{rule}"
+    return None
+

@@ -67,6 +67,9 @@ def best_key(metric: str) -> str:
     return f"best_{metric}"
 
 
+MUTATED = "mutated"  # scalars of the hyperparameters PBT changed in a running trial: `mutated/lr`
+
+
 class TrialTensorBoard(TBXLoggerCallback):
     """Writes each trial's curves and HParams session into `<trial dir>/events.out.tfevents.*`."""
 
@@ -76,6 +79,7 @@ class TrialTensorBoard(TBXLoggerCallback):
         self.experiment = experiment_summary(hparam_types, [metric, best_key(metric), C.VAL_LOSS, C.TRAIN_LOSS])
         self._writers: dict[Any, Any] = {}
         self._best: dict[Any, float] = {}
+        self._started: dict[Any, dict] = {}  # each trial's config at its start (PBT may change it later)
 
     def _writer(self, trial):
         if trial not in self._writers:
@@ -94,10 +98,18 @@ class TrialTensorBoard(TBXLoggerCallback):
     def log_trial_result(self, iteration: int, trial, result: dict):
         writer = self._writer(trial)
         step = result.get("training_iteration", iteration)
-        for key in (*C.CURVE_KEYS, self.metric):
+        # Every metric the task reported (accuracy, macro-F1, log loss...), not only the one the search ranks by.
+        metrics = [key for key in result if key in C.MODES and key != self.metric]
+        for key in (*C.CURVE_KEYS, self.metric, *metrics):
             value = result.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 writer.add_scalar(key, value, global_step=step)
+        # A hyperparameter population-based training changed mid-trial, as a curve from the epoch it changed.
+        started = TrialConfig.from_tune(self._started.setdefault(trial, trial.config)).flat()
+        now = TrialConfig.from_tune(result.get("config") or trial.config).flat()
+        for key, value in now.items():
+            if value != started.get(key) and isinstance(value, (int, float)) and not isinstance(value, bool):
+                writer.add_scalar(f"{MUTATED}/{key}", value, global_step=step)
         value = result.get(self.metric)
         if isinstance(value, (int, float)) and not result.get(C.DIVERGED):
             best = self._best.get(trial)

@@ -96,3 +96,25 @@ def to_hyperopt(space) -> dict[str, Any]:
     # hp.choice must wrap the whole {"family", "model"} branch for the choice to be conditional.
     branches = [{FAMILY: family, "model": _convert(sub, f"{ARCH}/{family}/")} for family, sub in space.families.items()]
     return {ARCH: hp.choice(ARCH, branches), **_convert(space.train, "")}
+
+
+def _index_or_value(domain: Any, value: Any) -> Any:
+    # HyperOpt records a choice by the option's index, every other domain by the value itself.
+    return list(domain.options).index(value) if isinstance(domain, Choice) else value
+
+
+def hyperopt_values(space, config: dict[str, Any]) -> dict[str, list]:
+    """A Tune config of `space` as the `vals` of a HyperOpt trial document of `to_hyperopt(space)`: each label's
+    value in a one-element list, and an empty list for the labels of the families the config did not take
+    (so that TPE can learn from a trial it did not suggest: an earlier run's or a given point's)."""
+    from trainables.trial import TrialConfig
+
+    trial = TrialConfig.from_tune(config)
+    families = list(space.families)
+    vals: dict[str, list] = {ARCH: [families.index(trial.family)]}
+    for family, sub in space.families.items():
+        for key, domain in sub.items():
+            if isinstance(domain, Domain):
+                vals[f"{ARCH}/{family}/{key}"] = [_index_or_value(domain, trial.model[key])] if family == trial.family else []
+    vals.update({k: [_index_or_value(d, config[k])] for k, d in space.train.items() if isinstance(d, Domain)})
+    return vals

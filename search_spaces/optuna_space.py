@@ -71,3 +71,40 @@ def suggest(trial, space) -> dict[str, Any]:
     family = trial.suggest_categorical(FAMILY, families) if len(families) > 1 else families[0]
     model = {k: suggest_value(trial, f"{family}/{k}", v) for k, v in space.families[family].items()}
     return TrialConfig.to_tune(family, model, {k: suggest_value(trial, k, v) for k, v in space.train.items()})
+
+
+class _Replay:
+    """An Optuna trial stand-in that answers each `suggest_*` with a given config's value and notes its distribution."""
+
+    def __init__(self, values: dict[str, Any]):
+        self.values, self.params, self.distributions = values, {}, {}
+
+    def _note(self, name: str, distribution) -> Any:
+        self.params[name], self.distributions[name] = self.values[name], distribution
+        return self.values[name]
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        from optuna.distributions import FloatDistribution
+
+        return self._note(name, FloatDistribution(low, high, step=step, log=log))
+
+    def suggest_int(self, name, low, high, *, step=1, log=False):
+        from optuna.distributions import IntDistribution
+
+        return self._note(name, IntDistribution(low, high, step=step, log=log))
+
+    def suggest_categorical(self, name, choices):
+        from optuna.distributions import CategoricalDistribution
+
+        return self._note(name, CategoricalDistribution(choices))
+
+
+def replay(space, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(params, distributions) that `suggest` asks for when it draws `config`: how an Optuna study is told
+    about a trial it did not suggest (an earlier run's, or a given point's)."""
+    trial = TrialConfig.from_tune(config)
+    values = {FAMILY: trial.family, **{f"{trial.family}/{k}": v for k, v in trial.model.items()}}
+    values.update({k: config[k] for k in space.train})
+    recorder = _Replay(values)
+    suggest(recorder, space)
+    return recorder.params, recorder.distributions

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from search_spaces.domains import Domain, SpaceError, parse_value, sample_values
+from trainables.refs import absolute_ref, describe_ref, is_file_ref
 from trainables.trial import FAMILY, MODEL_PREFIX, TRAIN_KEYS, TrainConfig, TrialConfig
 
 SPACES_DIR = Path(__file__).resolve().parent
@@ -43,14 +44,16 @@ class SearchSpace:
     """A parsed space: per-family sub-spaces (the conditional choice) and shared training values.
 
     `families` maps a family name to {hyperparameter: Domain or constant}; `train` maps training keys the
-    same way; `source` (a file name) prefixes errors; `raw` is the mapping it was parsed from, which a run
-    directory stores so that `from_run` can parse it again.
+    same way; `source` (a file name) prefixes errors; `raw` is the mapping it was parsed from (a user's file
+    made absolute), which a run directory stores so that `from_run` can parse it again; `models` maps each
+    user's family to its `model:` reference (`/abs/my_models.py:Conv`, `package.module:Class`, or a class).
     """
 
     families: dict[str, dict[str, Any]]
     train: dict[str, Any]
     source: str
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    models: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_run(cls, mapping: Any, source: str = "search_space (run)") -> "SearchSpace":
@@ -106,6 +109,10 @@ class SearchSpace:
         names = {FAMILY} | {f"{MODEL_PREFIX}{k}" for sub in self.families.values() for k in sub} | set(TRAIN_KEYS)
         return sorted(names)
 
+    def model_files(self) -> list[str]:
+        """The user's model files (absolute paths), what a cluster's workers need shipped to them."""
+        return sorted({ref.rpartition(":")[0] for ref in self.models.values() if is_file_ref(ref)})
+
     def log_scaled(self) -> set[str]:
         """Flat hyperparameter names (`model/hidden_size`, `lr`) that the space samples on a log scale."""
         names = {k for k, d in self.train.items() if isinstance(d, Domain) and d.log}
@@ -121,17 +128,26 @@ def _default_families() -> Mapping[str, Any]:
     return MODELS
 
 
-def parse_space(mapping: Any, source: str, *, families: Mapping[str, Any] | None = None, check: bool = True) -> SearchSpace:
+def parse_space(mapping: Any, source: str, *, families: Mapping[str, Any] | None = None, check: bool = True,
+                bases: list[Path] | None = None) -> SearchSpace:
     """Validates and parses a space mapping; `source` (a file name) prefixes every error.
 
     `families`: the family registry (name -> record with `.hyperparameters()` and `.make_config(values)`);
-    by default `trainables.models.MODELS`. With `check=False` only the structure and the domains are
-    parsed (no registry, no training keys, no sample checks): for spaces already checked, via `from_run`.
+    by default `trainables.models.MODELS`. A family with a `model:` key is the user's class it names
+    (`FILE.py:Class`, relative to the first folder of `bases` that holds it, or `package.module:Class`),
+    added to the registry. With `check=False` only the structure and the domains are parsed (no registry, no
+    training keys, no sample checks, no user file imported): for spaces already checked, via `from_run`.
     """
     registry = (families if families is not None else _default_families()) if check else None
     families_section = _families_section(mapping, source, registry)
+    models, families_section = _split_models(families_section, source, bases or [])
+    if registry is not None and models:
+        written = {f: mapping["families"][f]["model"] for f in models}  # errors quote what the user wrote
+        registry = _with_user_families(registry, models, written, source)
     parsed = {family: _parse_family(family, sub, source, registry) for family, sub in families_section.items()}
-    space = SearchSpace(parsed, _parse_train(mapping.get("train"), source, check), source, mapping)
+    raw = {**mapping, "families": {f: ({**sub, "model": describe_ref(models[f])} if f in models else sub)
+                                   for f, sub in mapping["families"].items()}} if models else mapping
+    space = SearchSpace(parsed, _parse_train(mapping.get("train"), source, check), source, raw, models)
     if registry is not None:
         _check_values(space, registry)
     return space
@@ -151,6 +167,38 @@ def _families_section(mapping: Any, source: str, registry: Mapping[str, Any] | N
     return families
 
 
+def _split_models(section: dict[str, Any], source: str, bases: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """({family: its `model:` reference, a file made absolute}, the families' sub-spaces without `model`)."""
+    models, rest = {}, {}
+    for family, sub in section.items():
+        if isinstance(sub, dict) and "model" in sub:
+            ref = sub["model"]
+            if not (isinstance(ref, str) and ":" in ref) and not isinstance(ref, type):
+                raise SpaceError(f"{source}: families.{family}.model: value {ref!r}: must be FILE.py:Class (relative to the "
+                                 "experiment file) or package.module:Class")
+            models[family] = absolute_ref(ref, bases)
+            sub = {k: v for k, v in sub.items() if k != "model"}
+        rest[family] = sub
+    return models, rest
+
+
+def _with_user_families(registry: Mapping[str, Any], models: dict[str, Any], written: dict[str, Any], source: str) -> dict[str, Any]:
+    """`registry` plus the user's families; an error names the family's `model` key and the reference as written."""
+    from trainables.models import ModelRefError
+    from trainables.models.user import user_family
+
+    out = dict(registry)
+    for family, ref in models.items():
+        where = f"{source}: families.{family}.model: value '{describe_ref(written[family])}'"
+        if family in registry:
+            raise SpaceError(f"{where}: '{family}' is a built-in family; give your model another name")
+        try:
+            out[family] = user_family(ref)
+        except ModelRefError as exc:
+            raise SpaceError(f"{where}: {exc}") from None
+    return out
+
+
 def _parse_family(family: str, sub: Any, source: str, registry: Mapping[str, Any] | None) -> dict[str, Any]:
     """One family's sub-space; with a registry, the family and its hyperparameter names are checked."""
     if registry is not None and family not in registry:
@@ -162,7 +210,7 @@ def _parse_family(family: str, sub: Any, source: str, registry: Mapping[str, Any
         known = registry[family].hyperparameters()
         for key in sub:
             if key not in known:
-                raise SpaceError(f"{source}: families.{family}.{key}: unknown hyperparameter for {family}; known: {', '.join(known)}")
+                raise SpaceError(f"{source}: families.{family}.{key}: unknown hyperparameter for {family}; known: {', '.join(known) or 'none'}")
     return {k: parse_value(v, f"{source}: families.{family}.{k}") for k, v in sub.items()}
 
 
@@ -194,15 +242,19 @@ def _check_values(space: SearchSpace, registry: Mapping[str, Any]) -> None:
             raise SpaceError(f"{space.source}: train: {exc}") from None
 
 
-def load_space(ref: Any, *, base: Path | None = None, families: Mapping[str, Any] | None = None) -> SearchSpace:
+def load_space(ref: Any, *, base: Path | None = None, families: Mapping[str, Any] | None = None,
+               file: Path | None = None) -> SearchSpace:
     """A checked space from a bundled name (`charlm`), a YAML path (relative to `base`), or an inline mapping.
 
-    `families`: the family registry to check against (see `parse_space`).
+    `families`: the family registry to check against (see `parse_space`); `file`: the experiment file that
+    holds an inline mapping, named by its errors.
     """
     if isinstance(ref, dict):
-        return parse_space(ref, "search_space (inline)", families=families)
+        source = f"{file}: search_space (inline)" if file else "search_space (inline)"
+        return parse_space(ref, source, families=families, bases=[base] if base else [])
     path = _space_file(ref, base)
-    return parse_space(_read_yaml(path), str(path), families=families)
+    # `model: FILE.py:Class` is relative to the experiment file; a space file elsewhere may also hold it beside itself.
+    return parse_space(_read_yaml(path), str(path), families=families, bases=[b for b in (base, path.parent) if b])
 
 
 def _space_file(ref: Any, base: Path | None) -> Path:

@@ -1,11 +1,15 @@
-"""Shared fixtures: one local Ray for the whole session (2 CPUs), the tiny experiment and one finished run of it."""
+"""Shared fixtures: one local Ray for the whole session (2 CPUs), the tiny experiment and one finished run of it,
+and a local S3 server."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -101,3 +105,37 @@ def finished_run(ray_session, tmp_path_factory) -> Path:
     path.write_text(yaml.safe_dump(tiny_config(root / "runs"), sort_keys=False))
     assert main(["run", str(path)]) == 0
     return root / "runs" / "tiny"
+
+
+@pytest.fixture
+def s3_server(tmp_path):
+    """An S3-protocol server on loopback (moto) with one bucket; yields the environment that points clients at it."""
+    import boto3
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # boto3, pyarrow's S3 client and Ray's workers all read these (AWS_ENDPOINT_URL: the server instead of AWS).
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
+               AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", RAY_TMPDIR=tempfile.mkdtemp(prefix="rs", dir="/tmp"),
+               TMPDIR=str(tmp_path))  # the driver's local mirror of the run lands here, not in /tmp
+    env.pop("RAY_ADDRESS", None)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id="test",
+                             aws_secret_access_key="test", region_name="us-east-1").create_bucket(Bucket="runs-bucket")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        kill_leftovers(env["RAY_TMPDIR"])
+        shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)

@@ -35,6 +35,8 @@ def csv(tmp: Path, text: str, name: str = "data.csv") -> str:
     return str(path)
 
 
+POINTS_SPACE = {"families": {"mlp": {"hidden_size": {"choice": [16, 32]}}}, "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}}}
+
 # (id, config or raw text, extra CLI args, substrings the message must contain)
 CASES = [
     ("malformed-yaml", "task: {kind: charlm\nsearch_space: charlm\n", [], ["malformed YAML"]),
@@ -47,9 +49,17 @@ CASES = [
     ("non-positive", with_(num_samples=0), [], ["key 'num_samples'", "value 0", "greater than or equal to 1"]),
     ("grace-over-max", with_(scheduler={"max_epochs": 2, "grace_period": 5}), [], ["grace_period <= max_epochs"]),
     ("reduction-factor", with_(scheduler={"reduction_factor": 1}), [], ["scheduler.reduction_factor", "greater than 1"]),
-    ("unknown-task", with_(task={"kind": "images"}), [], ["task.kind", "'images'", "charlm, forecast, tabular"]),
-    ("unknown-searcher", with_(searcher="bayes"), [], ["unknown searcher 'bayes'", "grid, hyperopt, random"]),
-    ("unknown-scheduler", with_(scheduler={"kind": "pbt"}), [], ["unknown scheduler 'pbt'", "asha, fifo"]),
+    ("unknown-task", with_(task={"kind": "images"}), [], ["task.kind", "'images'", "charlm, custom, forecast, tabular"]),
+    ("unknown-searcher", with_(searcher="bayes"), [], ["unknown searcher 'bayes'", "bohb, grid, hyperopt, optuna, random"]),
+    ("unknown-scheduler", with_(scheduler={"kind": "pbx"}), [], ["unknown scheduler 'pbx'", "asha, fifo, hyperband, median, pbt"]),
+    ("bohb-without-hyperband", with_(searcher="bohb"), [], ["searcher 'bohb' works with scheduler hyperband only", "scheduler 'asha'"]),
+    ("pbt-with-grid", with_(searcher="grid", scheduler={"kind": "pbt"}), [], ["scheduler 'pbt' works with searcher random only", "searcher 'grid'"]),
+    ("pbt-with-tpe", with_(scheduler={"kind": "pbt"}), [], ["scheduler 'pbt' works with searcher random only", "searcher 'hyperopt'"]),
+    ("pbt-nothing-to-mutate", with_(searcher="random", scheduler={"kind": "pbt"}), [], ["scheduler.kind", "pbt mutates training hyperparameters"]),
+    ("point-outside-space", with_(search_space=POINTS_SPACE, points_to_evaluate=[{"hidden_size": 16, "lr": 0.5}]), [], ["points_to_evaluate[0].lr", "value 0.5", "outside the space"]),
+    ("point-unknown-key", with_(search_space=POINTS_SPACE, points_to_evaluate=[{"hidden_size": 16, "lr": 0.005, "dropout": 0.1}]), [], ["points_to_evaluate[0]", "unknown key 'dropout'"]),
+    ("point-missing-key", with_(search_space=POINTS_SPACE, points_to_evaluate=[{"model/hidden_size": 32}]), [], ["points_to_evaluate[0]", "key 'lr' is missing"]),
+    ("more-points-than-trials", with_(search_space=POINTS_SPACE, points_to_evaluate=[{"hidden_size": 16, "lr": 0.005}] * 2), [], ["points_to_evaluate", "2 points", "num_samples is 1"]),
     ("unknown-family", with_(search_space={"families": {"lstn": {}}}), [], ["unknown model family 'lstn'", "gru, lstm, mlp, rnn"]),
     ("unknown-hparam", with_(search_space={"families": {"mlp": {"hiden": 3}}}), [], ["families.mlp.hiden", "hidden_size"]),
     ("inverted-range", with_(search_space={"families": {"mlp": {"dropout": {"uniform": [0.5, 0.1]}}}}), [], ["families.mlp.dropout", "`low < high` must hold", "low=0.5, high=0.1"]),
@@ -67,8 +77,8 @@ CASES = [
     ("tiny-corpus", lambda t: with_(task={"kind": "charlm", "data": csv(t, "hello world", "c.txt")}), [], ["corpus", "too small", "11 characters"]),
     ("empty-corpus", lambda t: with_(task={"kind": "charlm", "data": csv(t, "", "e.txt")}), [], ["too small", "0 characters"]),
     ("binary-corpus", lambda t: with_(task={"kind": "charlm", "data": str(Path(__file__).resolve().parent.parent / "trainables" / "data" / "digits.csv.gz")}), [], ["cannot read", "as UTF-8 text"]),
-    ("metric-not-reported", with_(metric="val_bpc"), [], ["key 'metric'", "'val_bpc'", "forecast reports val_loss, val_rmse"]),
-    ("unknown-metric", with_(metric="val_f1"), [], ["unknown metric 'val_f1'"]),
+    ("metric-not-reported", with_(metric="val_bpc"), [], ["key 'metric'", "'val_bpc'", "forecast reports val_loss, val_mae, val_mape, val_rmse"]),
+    ("unknown-metric", with_(metric="val_auc"), [], ["unknown metric 'val_auc'", "known: val_accuracy, val_bpc, val_f1"]),
     ("gpus-above-one", with_(resources={"gpu": 2}), [], ["resources.gpu", "trains on one GPU", "at most 1", "got 2"]),
     ("impossible-resources", with_(resources={"cpu": 64}), [], ["resources", "cpu=64", "no node has that much"]),
     ("bad-name", with_(name="a/b"), [], ["key 'name'", "'a/b'"]),

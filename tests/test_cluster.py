@@ -247,6 +247,60 @@ def test_storage_visibility_is_asked_of_every_node(cluster, tmp_path):
     assert not (tmp_path / "new").exists()  # the check leaves nothing behind
 
 
+# A user's model, written into a folder of its own by the test below.
+CLUSTER_MODEL = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CausalConv(nn.Module):
+    """A causal CNN language model: position t sees characters t-k+1..t."""
+
+    def __init__(self, spec, channels: int = 16, kernel_size: int = 4):
+        super().__init__()
+        self.k = kernel_size
+        self.embed = nn.Embedding(spec.in_features, 16)
+        self.conv = nn.Conv1d(16, channels, kernel_size)
+        self.head = nn.Linear(channels, spec.out_features)
+
+    def forward(self, x):  # (B, T)
+        h = F.pad(self.embed(x).transpose(1, 2), (self.k - 1, 0))  # (B, 16, T+k-1)
+        return self.head(torch.relu(self.conv(h)).transpose(1, 2))  # (B, T, V)
+'''
+
+
+@pytest.mark.timeout(300)
+def test_a_users_model_file_only_on_the_driver_reaches_every_node(cluster, packed_experiment, tmp_path):
+    """The model file lies only in the experiment's folder, and the driver runs from another one (Ray puts the
+    driver's working directory on its workers' path): a trial on either node imports the file by its module
+    name, which only the job's runtime environment (`py_modules`) can have given it."""
+    address, env = cluster
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / "cluster_user_models.py").write_text(CLUSTER_MODEL)
+    config = yaml.safe_load(packed_experiment.read_text())
+    config["search_space"]["families"] = {"causal": {"model": "cluster_user_models.py:CausalConv", "channels": {"choice": [8, 16]}}}
+    path = project / "own.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    done = cli(["run", str(path), "--address", address], env, elsewhere)
+    assert done.returncode == 0, done.stdout + done.stderr
+    trials = R.load_trials(tmp_path / "runs" / "packed")
+    assert len(trials) == 4 and all(t.epochs == 3 and not t.error and t.family == "causal" for t in trials)
+    assert len({t.rows[0][C.NODE_ID] for t in trials}) == 2, "trials should have run on both nodes"
+
+    import importlib.util
+
+    from trainables import load_model
+
+    spec = importlib.util.spec_from_file_location("cluster_user_models", project / "cluster_user_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = load_model(tmp_path / "runs" / "packed" / R.BEST_DIR / R.MODEL_FILE, model_class=module.CausalConv)
+    assert isinstance(model.module, module.CausalConv) and model.family == "causal"
+
+
 def test_a_trial_refuses_a_node_that_cannot_see_the_run_directory(tmp_path):
     """The guard for nodes that join after the start-up check (an autoscaled node with its own disk)."""
     from trainables.trainable import check_storage_visible
@@ -274,40 +328,7 @@ def test_an_address_nobody_answers_fails_in_seconds(packed_experiment, tmp_path)
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.fixture
-def s3_server(tmp_path):
-    """An S3-protocol server on loopback (moto) with one bucket; yields the environment that points clients at it."""
-    import socket
-
-    import boto3
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    # boto3, pyarrow's S3 client and Ray's workers all read these (AWS_ENDPOINT_URL: the server instead of AWS).
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
-               AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", RAY_TMPDIR=tempfile.mkdtemp(prefix="rs", dir="/tmp"),
-               TMPDIR=str(tmp_path))  # the driver's local mirror of the run lands here, not in /tmp
-    env.pop("RAY_ADDRESS", None)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id="test",
-                             aws_secret_access_key="test", region_name="us-east-1").create_bucket(Bucket="runs-bucket")
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        yield env
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        kill_leftovers(env["RAY_TMPDIR"])
-        shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
+# s3_server (a local S3 server with one bucket, runs-bucket) is in conftest.py, shared with tests/test_api.py.
 
 
 @pytest.mark.timeout(240)

@@ -24,7 +24,7 @@ def test_run_directory_is_complete(finished_run):
     assert (finished_run / "experiment.yaml").is_file()
     assert (finished_run / "best" / "model.pt").is_file()
     metrics = json.loads((finished_run / "best" / "metrics.json").read_text())
-    assert set(metrics["metrics"]) == {"val_loss", "val_bpc", "test_loss", "test_bpc"}
+    assert set(metrics["metrics"]) == {"val_loss", "val_bpc", "val_perplexity", "test_loss", "test_bpc", "test_perplexity"}
     trial_dirs = [p for p in finished_run.iterdir() if (p / "params.json").is_file()]
     assert len(trial_dirs) == 8
 
@@ -50,7 +50,7 @@ def test_tensorboard_files_have_curves_and_hparams(finished_run):
         acc = EventAccumulator(str(trial_dir))
         acc.Reload()
         tags = set(acc.Tags()["scalars"])
-        assert {*C.CURVE_KEYS, C.BPC, "best_val_bpc"} <= tags
+        assert {*C.CURVE_KEYS, C.BPC, C.PERPLEXITY, "best_val_bpc"} <= tags  # every metric of the task
         rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
         bpc = [e.value for e in acc.Scalars(C.BPC)]
         assert bpc == pytest.approx([r[C.BPC] for r in rows], rel=1e-5)

@@ -97,21 +97,40 @@ def job_id_of(output: str) -> str:
     return output.split("Submitted job ", 1)[1].split()[0]
 
 
+JOB_MODELS = """
+from torch import nn
+
+
+class Causal(nn.Module):
+    \"\"\"Predicts each next character from the current one alone.\"\"\"
+
+    def __init__(self, spec, width: int = 16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Embedding(spec.in_features, width), nn.Linear(width, spec.out_features))
+
+    def forward(self, x):  # (B, T) -> (B, T, V)
+        return self.net(x)
+"""
+
+
 @pytest.fixture
 def project(tmp_path):
     """A user's project directory: an experiment file (what gets shipped) and a storage place outside it."""
     config = {
         "name": "jobrun",
         "task": {"kind": "charlm", "max_chars": 20000, "seq_len": 32, "steps_per_epoch": 10},
-        "search_space": {"families": {"gru": {"hidden_size": {"choice": [16, 32]}}}, "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}}},
-        "searcher": "random",
+        # A built-in family and one of the user's (job_models.py, shipped with the directory): one trial each.
+        "search_space": {"families": {"gru": {"hidden_size": {"choice": [16, 32]}}, "causal": {"model": "job_models.py:Causal"}},
+                         "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}}},
+        "searcher": "grid",
         "scheduler": {"kind": "fifo", "max_epochs": 2},
-        "num_samples": 2,
+        "num_samples": 1,
         "resources": {"cpu": 1},
         "seed": 0,
     }
     work = tmp_path / "project"
     work.mkdir()
+    (work / "job_models.py").write_text(JOB_MODELS)
     (work / "exp.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return work
 
@@ -134,9 +153,15 @@ def test_submit_streams_logs_and_propagates_success(head, project, tmp_path):
     run_dir = tmp_path / "store" / "jobrun"
     from trainables import load_model
 
-    assert load_model(str(run_dir / R.BEST_DIR / R.MODEL_FILE)) is not None
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("job_models", project / "job_models.py")
+    user = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(user)
+    assert load_model(str(run_dir / R.BEST_DIR / R.MODEL_FILE), model_class=user.Causal) is not None
     trials = R.load_trials(run_dir)
     assert len(trials) == 2 and all(list(t.path.glob("events.out.tfevents.*")) for t in trials)
+    assert {t.family for t in trials} == {"gru", "causal"} and not any(t.error for t in trials), "the user's file reached the job"
     assert R.read_experiment(run_dir)["storage"] == store
 
 
@@ -189,10 +214,16 @@ def test_without_the_token_the_cluster_refuses_with_a_clear_error(head, project)
     (["exp.yaml"], "storage 'runs': a relative path would put the results inside the job's temporary working directory"),
     (["../outside.yaml", "--storage", "/tmp/x"], "is outside the current directory"),
     (["exp.yaml", "--storage", "/tmp/x", "--set", "num_samples=0"], "num_samples"),
+    (["exp.yaml", "--storage", "/tmp/x", "--set", "task={kind: custom, loader: ../outside.py:load}", "--set", "search_space=custom",
+      "--set", "searcher=random"],
+     "task.loader's file is outside the current directory"),
+    (["model_outside.yaml", "--storage", "/tmp/x"], "job_models.py: the model file is outside the current directory"),
 ])
 def test_bad_submissions_fail_before_anything_is_shipped(project, args, message):
     """Checked here, exit 2, no cluster contacted (the address is never dialled)."""
     (project.parent / "outside.yaml").write_text((project / "exp.yaml").read_text())
+    (project.parent / "job_models.py").write_text(JOB_MODELS)  # beside outside.yaml, which names it
+    (project / "model_outside.yaml").write_text((project / "exp.yaml").read_text().replace("job_models.py:", "../job_models.py:"))
     done = submit([*args, "--address", "http://127.0.0.1:9"], dict(os.environ), project, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.startswith("error: ") and message in done.stderr, done.stderr

@@ -20,9 +20,13 @@ SPECS = {
     "vector": ModelSpec("vector", 10, 4),
 }
 CONFIG = {"hidden_size": 32, "num_layers": 2}
-# Parameter counts for CONFIG; worked out by hand for lstm/sequence:
-# 4*(32*3 + 32*32 + 2*32) + 4*(32*32 + 32*32 + 2*32) + (32*2 + 2) = 13250.
+CONFIGS = {"transformer": {"num_layers": 2, "d_model": 32, "num_heads": 4, "ff_mult": 2, "dropout": 0.0, "positions": "learned"}}  # others: CONFIG
+# Parameter counts for their config; worked out by hand for lstm/sequence:
+# 4*(32*3 + 32*32 + 2*32) + 4*(32*32 + 32*32 + 2*32) + (32*2 + 2) = 13250;
+# and transformer/tokens: embedding 50*32 + positions 16*32 + 2 blocks * (attention 3*32*32+3*32 + 32*32+32,
+# feed-forward 32*64+64 + 64*32+32, two norms 4*32) + final norm 2*32 + head 32*50+50 = 20914.
 PINNED = {
+    ("transformer", "tokens"): 20914, ("transformer", "sequence"): 17730,
     ("mlp", "tokens"): 12530, ("mlp", "sequence"): 2306, ("mlp", "vector"): 1540,
     ("rnn", "tokens"): 7474, ("rnn", "sequence"): 3362,
     ("lstm", "tokens"): 20146, ("lstm", "sequence"): 13250,
@@ -49,7 +53,7 @@ def test_every_case_is_pinned():
 
 @pytest.mark.parametrize("family,kind", CASES)
 def test_parameter_count_is_pinned(family, kind):
-    model = build_model(family, CONFIG, SPECS[kind])
+    model = build_model(family, CONFIGS.get(family, CONFIG), SPECS[kind])
     assert sum(p.numel() for p in model.parameters()) == PINNED[(family, kind)]
 
 
@@ -57,12 +61,13 @@ def test_parameter_count_is_pinned(family, kind):
 def test_output_shape_and_one_training_step(family, kind):
     spec = SPECS[kind]
     torch.manual_seed(0)
-    model = build_model(family, CONFIG, spec)
+    model = build_model(family, CONFIGS.get(family, CONFIG), spec)
     x, y, objective = batch(spec)
     out = model(x)
     expected = (8, spec.seq_len, spec.out_features) if spec.per_step else (8, spec.out_features)
     assert tuple(out.shape) == expected
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    # Attention overshoots at Adam's 1e-2 in its first steps (its usual learning rates are lower).
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3 if family == "transformer" else 1e-2)
     before = objective.loss(model(x), y)
     for _ in range(5):
         opt.zero_grad()
@@ -71,15 +76,55 @@ def test_output_shape_and_one_training_step(family, kind):
     assert objective.loss(model(x), y) < before
 
 
-def test_mlp_on_tokens_is_causal():
+@pytest.mark.parametrize("family,config", [("mlp", {"context": 4}), ("transformer", {"d_model": 16, "num_heads": 2}),
+                                           ("transformer", {"d_model": 16, "positions": "sinusoidal"})])
+def test_token_models_are_causal(family, config):
     """Changing a later character must not change earlier predictions (the model would see the future)."""
     spec = SPECS["tokens"]
-    model = build_model("mlp", {"context": 4}, spec).eval()
+    model = build_model(family, config, spec).eval()
     x = torch.randint(0, 50, (1, 16))
     changed = x.clone()
     changed[0, 10] = (x[0, 10] + 1) % 50
     assert torch.equal(model(x)[0, :10], model(changed)[0, :10])
     assert not torch.equal(model(x)[0, 10], model(changed)[0, 10])
+
+
+def test_transformer_options_and_rules():
+    learned = build_model("transformer", CONFIGS["transformer"], SPECS["tokens"])
+    fixed = build_model("transformer", {**CONFIGS["transformer"], "positions": "sinusoidal"}, SPECS["tokens"])
+    assert build_model("transformer", {}, SPECS["tokens"]).position.requires_grad is False, "sinusoidal by default"
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(learned) - count(fixed) == 16 * 32, "sinusoidal positions are computed, not learned"
+    assert "position" not in fixed.state_dict()
+    last = build_model("transformer", {"d_model": 16, "num_heads": 2, "pooling": "last"}, SPECS["sequence"])
+    assert last(torch.randn(4, 12, 3)).shape == (4, 2)
+    with pytest.raises(ValueError, match="`d_model % num_heads == 0` must hold"):
+        build_model("transformer", {"d_model": 30, "num_heads": 4}, SPECS["tokens"])
+    with pytest.raises(ValueError, match="sequence task"):
+        build_model("transformer", {}, SPECS["vector"])
+    with pytest.raises(ValueError, match="positions must be one of learned, sinusoidal, but got 'rotary'"):
+        build_model("transformer", {"positions": "rotary"}, SPECS["tokens"])
+
+
+@pytest.mark.parametrize("family", families_for("tokens"))
+def test_export_load_and_sample_every_token_family(tmp_path, family):
+    """Every family that can model characters survives the export file (weights_only) and samples text."""
+    from trainables.export import load_model, sample_text, save_model
+
+    vocab = [chr(ord("a") + i) for i in range(26)] + [" ", "\n"]
+    spec = ModelSpec("tokens", len(vocab), len(vocab), seq_len=16, per_step=True)
+    torch.manual_seed(0)
+    model = build_model(family, CONFIGS.get(family, CONFIG), spec).eval()
+    path = tmp_path / "model.pt"
+    save_model(path, family=family, model_config=CONFIGS.get(family, CONFIG), train_config={}, spec=spec, task="charlm",
+               objective={"name": "bpc"}, metric="val_bpc", preprocessing={"vocab": vocab, "seq_len": 16},
+               metrics={"val_bpc": 4.0}, state_dict=model.state_dict())
+    loaded = load_model(path)
+    assert loaded.family == family and loaded.model_config["num_layers"] == 2
+    x = torch.randint(0, len(vocab), (2, 16))
+    assert torch.equal(loaded.module(x), model(x))
+    text = sample_text(loaded, "ab", length=40, seed=1)
+    assert text.startswith("ab") and len(text) == 42 and set(text) <= set(vocab)
 
 
 def test_recurrent_families_refuse_what_they_cannot_do():
@@ -98,7 +143,7 @@ def test_bidirectional_forecast_model():
 
 def test_families_for_task_inputs():
     assert families_for("vector") == ["mlp"]
-    assert families_for("tokens") == ["gru", "lstm", "mlp", "rnn"]
+    assert families_for("tokens") == ["gru", "lstm", "mlp", "rnn", "transformer"]
 
 
 # An objective's spec as a task writes it, and a batch of (outputs, targets) for it.

@@ -1,5 +1,6 @@
-"""Failures for real: the driver SIGKILLed mid-search and resumed, a trial's worker process killed
-mid-trial, and trials whose loss diverges; nothing is lost, nothing finished runs twice."""
+"""Failures for real: a search interrupted by Ctrl-C or with its driver SIGKILLed, then resumed, ends with
+exactly the trials of an uninterrupted one (ASHA's rungs kept); a trial's worker process killed mid-trial,
+and trials whose loss diverges; nothing is lost, nothing finished runs twice."""
 
 from __future__ import annotations
 
@@ -69,44 +70,6 @@ def write(tmp: Path, **changes) -> Path:
     return path
 
 
-@pytest.mark.timeout(420)
-def test_driver_sigkill_then_resume(tmp_path):
-    path = write(tmp_path, num_samples=8, task={"kind": "charlm", "max_chars": 150000, "seq_len": 32})
-    run_dir = tmp_path / "runs" / "r"
-    log = (tmp_path / "run.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(path)], cwd=tmp_path, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        # Kill as soon as Tune's saved state records two finished trials: resume must not run those again.
-        while len(saved_as_terminated(run_dir)) < 2:
-            assert proc.poll() is None, (tmp_path / "run.log").read_text()
-            assert time.monotonic() < deadline, "no two trials finished in time"
-            time.sleep(0.1)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and every Ray process it started, without warning
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    finished_before = {d.name: rows(d) for d in trial_dirs(run_dir) if d.name.split("_", 1)[1] in saved_as_terminated(run_dir)}
-    assert len(finished_before) >= 2
-    assert R.unfinished_trials(run_dir) or len(trial_dirs(run_dir)) < 8, "killed too late: nothing left to resume"
-    assert not (run_dir / "best" / "model.pt").exists(), "killed before the end: no export yet"
-
-    resumed = subprocess.run([sys.executable, "-m", "orchestrator", "resume", str(run_dir)], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=300, start_new_session=True)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    dirs = trial_dirs(run_dir)
-    assert len(dirs) == 8, [d.name for d in dirs]
-    for d in dirs:
-        iterations = [r["training_iteration"] for r in rows(d)]
-        assert iterations.count(1) == 1, f"{d.name} started over instead of resuming: {iterations}"
-        assert max(iterations) == 6, f"{d.name} did not finish: {iterations}"
-    for name, before in finished_before.items():
-        assert rows(run_dir / name) == before, f"finished trial {name} ran again"
-    assert (run_dir / "best" / "model.pt").is_file() and (run_dir / "best" / "metrics.json").is_file()
-    assert "Best trial" in resumed.stdout
-
-
 @pytest.mark.timeout(300)
 def test_killed_worker_resumes_trial_from_checkpoint(tmp_path, ray_session, capsys):
     path = write(tmp_path, num_samples=3, max_failures=2)
@@ -157,22 +120,6 @@ def test_diverging_trials_are_marked_and_the_search_succeeds(tmp_path, ray_sessi
     assert board["best"]["hyperparameters"]["lr"] == 0.003
 
 
-@pytest.mark.timeout(300)
-def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path):
-    path = write(tmp_path, num_samples=4)
-    run_dir = tmp_path / "runs" / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(path)], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    out, err = ctrl_c_when(proc, lambda: any(rows(d) for d in trial_dirs(run_dir)))
-    assert proc.returncode == 130, out + err
-    assert f"orchestrator resume {run_dir}" in out
-    assert "Traceback" not in err
-    resumed = subprocess.run([sys.executable, "-m", "orchestrator", "resume", str(run_dir)], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=240, start_new_session=True)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert len(trial_dirs(run_dir)) == 4
-
-
 def test_epochs_a_resumed_trial_ran_again_are_read_once(tmp_path):
     """result.json of a trial that resumed from an older checkpoint repeats epochs; readers see its final attempt."""
     lines = [{"training_iteration": i, "val_bpc": v} for i, v in [(1, 3.0), (2, 2.5), (3, 2.4), (2, 2.6), (3, 2.3), (4, 2.2)]]
@@ -193,3 +140,60 @@ def test_trials_are_listed_in_the_order_they_started(tmp_path):
     (tmp_path / "t_waiting" / "params.json").write_text("{}")
     os.utime(tmp_path / "t_waiting" / "params.json", (10.0, 10.0))  # no epoch yet: after every trial that trained
     assert [t.trial_id for t in R.load_trials(tmp_path)] == ["first", "second", "waiting"]
+
+
+# The resume property with a scheduler that keeps state (ASHA's rungs): one trial at a time makes the search
+# repeat exactly, so a search interrupted (Ctrl-C, or the driver SIGKILLed) and resumed must end with exactly
+# the trials of the uninterrupted one: the same configurations, epochs and values. Before the scheduler's
+# state was kept, ASHA's rungs started empty on resume and later trials ran more epochs than they should.
+ASHA_SEARCH = dict(num_samples=7, max_concurrent=1, scheduler={"kind": "asha", "max_epochs": 4, "grace_period": 1, "reduction_factor": 2},
+                   search_space={"families": {"gru": {"hidden_size": {"choice": [16, 32]}}, "mlp": {"hidden_size": {"choice": [32, 64]}}},
+                                 "train": {"lr": {"loguniform": [1.0e-3, 3.0e-2]}, "batch_size": 32}})
+
+
+def trials_of(run_dir: Path) -> list[tuple]:
+    """Each trial, in the order it started: its hyperparameters, and its metric per epoch (the last attempt's)."""
+    return [(json.dumps(t.hparams(), sort_keys=True), [(r["training_iteration"], r["val_bpc"]) for r in t.rows])
+            for t in R.load_trials(run_dir)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, ray_session) -> list[tuple]:
+    tmp = tmp_path_factory.mktemp("asha")
+    assert main(["run", str(write(tmp, **ASHA_SEARCH))]) == 0
+    found = trials_of(tmp / "runs" / "r")
+    assert len(found) == 7 and any(len(rows) < 4 for _, rows in found), "ASHA must stop some trials for the test to mean anything"
+    return found
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("how", ["ctrl-c", "sigkill"])
+def test_an_interrupted_asha_search_resumes_to_the_same_trials(how, uninterrupted, tmp_path):
+    path = write(tmp_path, **ASHA_SEARCH)
+    run_dir = tmp_path / "runs" / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(path)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    ready = lambda: len(saved_as_terminated(run_dir)) >= 3  # noqa: E731  (the rungs hold results by then)
+    if how == "ctrl-c":
+        out, _ = ctrl_c_when(proc, ready)
+        assert proc.returncode == 130, out
+        assert f"orchestrator resume {run_dir}" in out and "Traceback" not in out, out
+    else:
+        try:
+            deadline = time.monotonic() + 200
+            while not ready() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert len(trials_of(run_dir)) < 7 or R.unfinished_trials(run_dir), "interrupted too late: nothing left to resume"
+    finished_before = {d.name: rows(d) for d in trial_dirs(run_dir) if d.name.split("_", 1)[1] in saved_as_terminated(run_dir)}
+    if how == "sigkill":
+        assert not (run_dir / "best" / "model.pt").exists(), "killed before the end: no export yet"
+    resumed = subprocess.run([sys.executable, "-m", "orchestrator", "resume", str(run_dir)], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=240, start_new_session=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert trials_of(run_dir) == uninterrupted
+    for name, before in finished_before.items():
+        assert rows(run_dir / name) == before, f"finished trial {name} ran again"
+    assert (run_dir / "best" / "model.pt").is_file() and "Best trial" in resumed.stdout

@@ -32,8 +32,9 @@ SPEC_FOR_INPUT = {
 
 
 def spec_for(name: str) -> ModelSpec:
-    """The input of the task a bundled space is named after (other spaces are for sequences)."""
-    return SPEC_FOR_INPUT[TASKS[name].input_kind if name in TASKS else "sequence"]
+    """The input of the task a bundled space is named after (other spaces, and `custom` whose loader's arrays
+    decide, are checked on sequences)."""
+    return SPEC_FOR_INPUT[(TASKS[name].input_kind if name in TASKS else None) or "sequence"]
 
 
 def within(domain, value) -> bool:

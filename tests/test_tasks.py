@@ -25,10 +25,12 @@ REPO = Path(__file__).resolve().parent.parent
 KINDS = sorted(TASKS)
 PREDICTING = sorted(name for name, task in TASKS.items() if task.predict is not None)
 TINY = {"hidden_size": 8, "num_layers": 1}
+# The options a task cannot do without: a custom task has no built-in data, so it reads the tests' own loader.
+REQUIRED = {"custom": {"loader": f"{REPO / 'tests' / 'data' / 'digit_rows.py'}:load"}}
 
 
 def options(kind: str, **kw):
-    return TASKS[kind].options(kind=kind, **kw)
+    return TASKS[kind].options(kind=kind, **{**REQUIRED.get(kind, {}), **kw})
 
 
 @pytest.fixture(scope="module")
@@ -59,17 +61,18 @@ def test_record_is_complete(kind):
     task = TASKS[kind]
     assert task.name == kind
     assert issubclass(task.options, TaskBase)
-    assert options(kind).kind == kind, "options must be constructible from the kind alone"
+    assert options(kind).kind == kind, "options must be constructible from the kind alone (and REQUIRED)"
     assert task.metrics and set(task.metrics.values()) <= {"min", "max"}
-    assert all(metric.startswith("val_") for metric in task.metrics)
+    assert all(metric.startswith("val_") and metric_modes()[metric] == mode for metric, mode in task.metrics.items())
     assert (REPO / "search_spaces" / f"{task.default_space}.yaml").is_file()
-    assert task.description and families_for(task.input_kind)
+    # input_kind None: the data decides (a custom loader's arrays), and any family may fit.
+    assert task.description and (task.input_kind is None or families_for(task.input_kind))
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_builtin_data_loads_offline_in_the_spec_shapes(kind, builtin):
     data, spec = builtin[kind], builtin[kind].spec
-    assert data.kind == kind and spec.input_kind == TASKS[kind].input_kind
+    assert data.kind == kind and TASKS[kind].input_kind in (None, spec.input_kind)
     classification = Objective(data.objective).classification
     for split in SPLITS:
         x, y = data.splits[split].x, data.splits[split].y
@@ -90,6 +93,7 @@ def test_metric_is_one_of_the_records_with_its_mode(kind, builtin):
     data, task = builtin[kind], TASKS[kind]
     assert data.metric in task.metrics and data.mode == task.metrics[data.metric]
     assert data.metric == next(iter(task.metrics)), "the first metric is the one the built-in data reports"
+    assert data.metric == data.metrics[0] and set(data.metrics) <= set(task.metrics), "every metric reported is declared"
 
 
 def test_metric_modes_gather_every_task_without_conflict():

@@ -24,11 +24,32 @@ META_FILE = "meta.json"
 # region as bad without feeding NaN to TPE or ASHA.
 DIVERGED_PENALTY = 1e9
 
-# Task metrics. The direction that makes each better is stated by the tasks that report it (`Task.metrics`);
-# `trainables.tasks.metric_modes()` gathers them all.
-BPC = "val_bpc"
-RMSE = "val_rmse"
-ACCURACY = "val_accuracy"
+# Task metrics, as each split reports them (`val_` here; `test_key` names the test split's). Every epoch
+# reports all the metrics of its task's objective; `trainables.tasks.metric_modes()` gathers them all.
+BPC = "val_bpc"  # language models: bits per character
+PERPLEXITY = "val_perplexity"
+ACCURACY = "val_accuracy"  # classification
+F1 = "val_f1"  # macro-averaged over the classes that occur in the targets or the predictions
+LOG_LOSS = "val_log_loss"  # mean negative log-likelihood of the true class, in nats
+RMSE = "val_rmse"  # regression, in the targets' own units
+MAE = "val_mae"
+MAPE = "val_mape"  # mean absolute percentage error as a fraction (0.05 is 5%), like scikit-learn's
+
+# The direction that makes each metric better: stated once here, so no task or reader spells it again.
+MODES = {
+    BPC: "min", PERPLEXITY: "min", ACCURACY: "max", F1: "max", LOG_LOSS: "min", RMSE: "min", MAE: "min", MAPE: "min",
+}
+# The metrics each objective (`TaskData.objective["name"]`) reports every epoch; the first is its usual one.
+OBJECTIVE_METRICS = {
+    "bpc": (BPC, PERPLEXITY),
+    "accuracy": (ACCURACY, F1, LOG_LOSS),
+    "rmse": (RMSE, MAE, MAPE),
+}
+
+
+def modes(*metrics: str) -> dict[str, str]:
+    """metric -> "min" | "max" for the named metrics (a task's `metrics` record)."""
+    return {metric: MODES[metric] for metric in metrics}
 
 # Scalars that are logged to TensorBoard for every epoch, besides the task metric.
 CURVE_KEYS = (TRAIN_LOSS, VAL_LOSS, LEARNING_RATE, EPOCH_TIME, SAMPLES_PER_S)

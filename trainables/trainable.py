@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,11 @@ class TrialSettings:
     # A file the driver wrote into the run directory: a trial on a node that cannot see it would write its
     # checkpoints to that node's own disk, lost to the run, so it refuses to start instead (None: cloud storage).
     storage_marker: str | None = None
+    # The user's families: name -> `model:` reference (an absolute `FILE.py:Class`, `package.module:Class`) or
+    # the class itself. `models_shipped`: the files came through Ray's runtime environment (`py_modules`, on a
+    # cluster), so a worker imports them by module name instead of reading a path only the driver's machine has.
+    models: dict[str, Any] = field(default_factory=dict)
+    models_shipped: bool = False
 
 
 def assigned_device() -> torch.device:
@@ -56,6 +61,17 @@ def check_storage_visible(marker: str | None, node: str) -> None:
         )
 
 
+def user_families(settings: TrialSettings, node: str) -> dict:
+    """The family registry with the user's classes imported on this worker; an error says which node lacks what."""
+    from trainables.models import ModelRefError, registry_for
+
+    try:
+        return registry_for(settings.models, by_name=settings.models_shipped)
+    except ModelRefError as exc:
+        how = "shipped through Ray's runtime environment (py_modules)" if settings.models_shipped else "read from the driver's path"
+        raise RuntimeError(f"node {node} cannot import your model ({how}): {exc}") from None
+
+
 class TorchTrainable(tune.Trainable):
     def setup(self, config: dict[str, Any], data: TaskData, settings: TrialSettings):
         self.data, self.settings = data, settings
@@ -66,6 +82,7 @@ class TorchTrainable(tune.Trainable):
         self.node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
         self.gpu_ids = [str(g) for g in ray.get_gpu_ids()] if ray.is_initialized() else []
         check_storage_visible(settings.storage_marker, self.node)
+        self.families = user_families(settings, self.node)
         self.staged = DeviceData.stage(data, self.device)
         self.objective = Objective(data.objective)
         self._start(config)
@@ -73,7 +90,8 @@ class TorchTrainable(tune.Trainable):
     def _start(self, config: dict[str, Any]) -> None:
         trial = TrialConfig.from_tune(config)
         self.trial = build_trial(
-            trial, self.data.spec, self.device, seed=trial.seed(self.settings.seed), max_epochs=self.settings.max_epochs
+            trial, self.data.spec, self.device, seed=trial.seed(self.settings.seed), max_epochs=self.settings.max_epochs,
+            families=self.families,
         )
 
     def step(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from trainables import constants as C
 from trainables.models import build_model
 from trainables.objectives import Objective
 from trainables.tasks.base import ModelSpec, TaskData
-from trainables.trial import LR_SCHEDULES, OPTIMIZERS, TRAIN_KEYS, TrainConfig, TrialConfig  # noqa: F401  (re-exported)
+from trainables.trial import LR_SCHEDULES, OPTIMIZERS, TrialConfig
 
 EVAL_BATCH = 1024
 
@@ -70,12 +70,35 @@ class TrialState:
             self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"].cpu())  # generators live on the CPU
         self.epoch = state["epoch"]
+        self.apply_train_config()
+
+    def apply_train_config(self) -> None:
+        """Puts this config's optimizer values into the optimizer, whose loaded state holds the checkpoint's own.
+
+        The same values when a trial resumes its own checkpoint; new ones when population-based training
+        continues a trial from another's checkpoint with mutated hyperparameters. The learning rate keeps the
+        position of the LR schedule: it is scaled by the new rate over the one the schedule started from.
+        """
+        t = self.config.train
+        for group in self.optimizer.param_groups:
+            if "initial_lr" in group:  # set by an LR schedule: the rate it started from
+                group["lr"] = group["lr"] * (t.lr / group["initial_lr"])
+                group["initial_lr"] = t.lr
+            else:
+                group["lr"] = t.lr
+            group["weight_decay"] = t.weight_decay
+            if "momentum" in group:
+                group["momentum"] = t.momentum
+        if self.scheduler is not None and hasattr(self.scheduler, "base_lrs"):
+            self.scheduler.base_lrs = [t.lr for _ in self.scheduler.base_lrs]
 
 
-def build_trial(config: TrialConfig, spec: ModelSpec, device: torch.device, *, seed: int, max_epochs: int) -> TrialState:
-    """A fresh, seeded model with its optimizer and LR schedule."""
+def build_trial(config: TrialConfig, spec: ModelSpec, device: torch.device, *, seed: int, max_epochs: int,
+                families=None) -> TrialState:
+    """A fresh, seeded model with its optimizer and LR schedule; `families`: a registry with the user's
+    families (`trainables.models.registry_for`), the built-ins by default."""
     torch.manual_seed(seed)
-    model = build_model(config.family, config.model, spec).to(device)
+    model = build_model(config.family, config.model, spec, families).to(device)
     optimizer = OPTIMIZERS[config.train.optimizer](model.parameters(), config.train)
     scheduler = LR_SCHEDULES[config.train.lr_schedule](optimizer, max_epochs)
     generator = torch.Generator().manual_seed(seed)
@@ -118,21 +141,31 @@ def train_epoch(state: TrialState, data: DeviceData, objective: Objective, *, ma
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: DeviceData, split: str, objective: Objective) -> tuple[float, float]:
-    """(mean loss, task metric) of `model` on one split."""
+def split_metrics(model: nn.Module, data: DeviceData, split: str, objective: Objective) -> dict[str, float]:
+    """Every figure of `model` on one split, named for it: {"val_loss", "val_accuracy", "val_f1", ...}.
+
+    The batches' sums stay on the device and are read once, at the end.
+    """
     model.eval()
     x, y = data.x[split], data.y[split]
-    sums = torch.zeros(3, device=data.device, dtype=torch.float64)
+    total = None
     for start in range(0, len(x), EVAL_BATCH):
-        out = model(x[start : start + EVAL_BATCH])
-        sums += objective.sums(out, y[start : start + EVAL_BATCH]).to(torch.float64)
-    return objective.finish(sums)
+        sums = objective.sums(model(x[start : start + EVAL_BATCH]), y[start : start + EVAL_BATCH]).to(torch.float64)
+        total = sums if total is None else total + sums
+    return {f"{split}_{name}": value for name, value in objective.results(total).items()}
+
+
+def evaluate(model: nn.Module, data: DeviceData, split: str, objective: Objective) -> tuple[float, float]:
+    """(mean loss, the objective's usual metric) of `model` on one split."""
+    results = split_metrics(model, data, split, objective)
+    return results[f"{split}_loss"], results[f"{split}_{objective.metrics[0].removeprefix('val_')}"]
 
 
 def run_epoch(state: TrialState, data: DeviceData, objective: Objective, metric: str, *, max_steps: int | None = None) -> dict[str, Any]:
-    """Trains one epoch and validates; the result every trial reports, with `diverged` set on a NaN/inf loss."""
+    """Trains one epoch and validates; the result every trial reports (the loss and every metric of the task),
+    with `diverged` set on a NaN/inf loss or metric."""
     result: dict[str, Any] = train_epoch(state, data, objective, max_steps=max_steps)
-    val_loss, val_metric = evaluate(state.model, data, "val", objective)
-    result.update({C.VAL_LOSS: val_loss, metric: val_metric, C.EPOCH: state.epoch})
+    result.update(split_metrics(state.model, data, "val", objective))
+    result[C.EPOCH] = state.epoch
     result[C.DIVERGED] = not all(math.isfinite(result[k]) for k in (C.TRAIN_LOSS, C.VAL_LOSS, metric))
     return result

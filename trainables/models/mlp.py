@@ -3,7 +3,7 @@ sequences are flattened over their window, tabular rows are used as they are."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -14,34 +14,31 @@ from trainables.tasks.base import ModelSpec
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
 
-@dataclass(frozen=True)
-class MLPConfig:
-    hidden_size: int = 128
-    num_layers: int = 2
-    dropout: float = 0.0
-    activation: str = "relu"
-    context: int = 8  # characters seen per prediction (charlm only)
-    embed_dim: int = 32  # character embedding width (charlm only)
-
-
 class MLP(nn.Module):
-    def __init__(self, cfg: MLPConfig, spec: ModelSpec):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        activation: Literal["relu", "gelu", "tanh", "silu"] = "relu",
+        context: int = 8,  # characters seen per prediction (charlm only)
+        embed_dim: int = 32,  # character embedding width (charlm only)
+    ):
         super().__init__()
-        if cfg.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, but got {cfg.activation!r}")
-        if cfg.num_layers < 1 or cfg.hidden_size < 1 or cfg.context < 1:
-            raise ValueError(f"num_layers, hidden_size and context must be >= 1, but got {cfg}")
-        self.kind, self.context = spec.input_kind, cfg.context
+        if num_layers < 1 or hidden_size < 1 or context < 1:
+            raise ValueError(f"num_layers, hidden_size and context must be >= 1, but got {num_layers=}, {hidden_size=}, {context=}")
+        self.kind, self.context = spec.input_kind, context
         if spec.input_kind == "tokens":
-            self.embed = nn.Embedding(spec.in_features, cfg.embed_dim)
-            width = cfg.context * cfg.embed_dim
+            self.embed = nn.Embedding(spec.in_features, embed_dim)
+            width = context * embed_dim
         else:
             self.embed = None
             width = spec.in_features * (spec.seq_len if spec.input_kind == "sequence" else 1)
         layers: list[nn.Module] = []
-        for _ in range(cfg.num_layers):
-            layers += [nn.Linear(width, cfg.hidden_size), ACTIVATIONS[cfg.activation](), nn.Dropout(cfg.dropout)]
-            width = cfg.hidden_size
+        for _ in range(num_layers):
+            layers += [nn.Linear(width, hidden_size), ACTIVATIONS[activation](), nn.Dropout(dropout)]
+            width = hidden_size
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, spec.out_features)
 

@@ -1,13 +1,12 @@
 """Recurrent networks (Elman RNN, LSTM, GRU) over token or feature sequences.
 
-One module serves the three families; each family's config names its cell and carries only the
+One body serves the three families; each family's class names its cell, and its signature carries only the
 hyperparameters that cell has.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -17,57 +16,43 @@ from trainables.tasks.base import ModelSpec
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
-@dataclass(frozen=True)
-class RecurrentConfig:
-    hidden_size: int = 128
-    num_layers: int = 1
-    dropout: float = 0.0  # between stacked layers and before the output layer
-    bidirectional: bool = False  # only for tasks that predict once per sequence (not charlm)
-    embed_dim: int = 32  # character embedding width (charlm only)
-    cell: ClassVar[str] = "lstm"
-
-
-@dataclass(frozen=True)
-class LSTMConfig(RecurrentConfig):
-    cell: ClassVar[str] = "lstm"
-
-
-@dataclass(frozen=True)
-class GRUConfig(RecurrentConfig):
-    cell: ClassVar[str] = "gru"
-
-
-@dataclass(frozen=True)
-class RNNConfig(RecurrentConfig):
-    nonlinearity: str = "tanh"
-    cell: ClassVar[str] = "rnn"
-
-
 class RecurrentNet(nn.Module):
-    def __init__(self, cfg: RecurrentConfig, spec: ModelSpec):
+    """The shared body; LSTM, GRU and RNN below name their cell (and RNN adds its nonlinearity)."""
+
+    cell: ClassVar[str] = "lstm"
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        dropout: float = 0.0,  # between stacked layers and before the output layer
+        bidirectional: bool = False,  # only for tasks that predict once per sequence (not charlm)
+        embed_dim: int = 32,  # character embedding width (charlm only)
+        **cell_options,
+    ):
         super().__init__()
         if not spec.is_sequence:
-            raise ValueError(f"{cfg.cell} needs a sequence task (charlm, forecast), but this task's input is {spec.input_kind}")
-        if cfg.bidirectional and spec.per_step:
+            raise ValueError(f"{self.cell} needs a sequence task (charlm, forecast), but this task's input is {spec.input_kind}")
+        if bidirectional and spec.per_step:
             raise ValueError(
-                f"bidirectional must be false for a task that predicts every next step (it would see the future), but got {cfg.bidirectional}"
+                f"bidirectional must be false for a task that predicts every next step (it would see the future), but got {bidirectional}"
             )
-        if cfg.num_layers < 1 or cfg.hidden_size < 1:
-            raise ValueError(f"num_layers and hidden_size must be >= 1, but got {cfg}")
-        self.per_step, self.bidirectional, self.hidden = spec.per_step, cfg.bidirectional, cfg.hidden_size
-        self.embed = nn.Embedding(spec.in_features, cfg.embed_dim) if spec.input_kind == "tokens" else None
-        extra = {"nonlinearity": cfg.nonlinearity} if isinstance(cfg, RNNConfig) else {}
-        self.rnn = CELLS[cfg.cell](
-            cfg.embed_dim if self.embed is not None else spec.in_features,
-            cfg.hidden_size,
-            num_layers=cfg.num_layers,
+        if num_layers < 1 or hidden_size < 1:
+            raise ValueError(f"num_layers and hidden_size must be >= 1, but got {num_layers=}, {hidden_size=}")
+        self.per_step, self.bidirectional, self.hidden = spec.per_step, bidirectional, hidden_size
+        self.embed = nn.Embedding(spec.in_features, embed_dim) if spec.input_kind == "tokens" else None
+        self.rnn = CELLS[self.cell](
+            embed_dim if self.embed is not None else spec.in_features,
+            hidden_size,
+            num_layers=num_layers,
             batch_first=True,
-            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
-            bidirectional=cfg.bidirectional,
-            **extra,
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
+            **cell_options,
         )
-        self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(cfg.hidden_size * (2 if cfg.bidirectional else 1), spec.out_features)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), spec.out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(x) if self.embed is not None else x  # (B, T, E)
@@ -79,3 +64,19 @@ class RecurrentNet(nn.Module):
             else:
                 out = out[:, -1]  # (B, H)
         return self.head(self.drop(out))
+
+
+class LSTM(RecurrentNet):
+    cell: ClassVar[str] = "lstm"
+
+
+class GRU(RecurrentNet):
+    cell: ClassVar[str] = "gru"
+
+
+class RNN(RecurrentNet):
+    cell: ClassVar[str] = "rnn"
+
+    def __init__(self, spec: ModelSpec, hidden_size: int = 128, num_layers: int = 1, dropout: float = 0.0,
+                 bidirectional: bool = False, embed_dim: int = 32, nonlinearity: Literal["tanh", "relu"] = "tanh"):
+        super().__init__(spec, hidden_size, num_layers, dropout, bidirectional, embed_dim, nonlinearity=nonlinearity)

@@ -8,10 +8,10 @@ No torch is imported here: configs are validated and runs read without it.
 from __future__ import annotations
 
 from trainables.constants import VAL_LOSS
-from trainables.tasks import charlm, forecast, tabular
+from trainables.tasks import charlm, custom, forecast, tabular
 from trainables.tasks.base import DataError, ModelSpec, Split, Task, TaskBase, TaskData
 
-TASKS: dict[str, Task] = {t.name: t for t in (charlm.TASK, forecast.TASK, tabular.TASK)}
+TASKS: dict[str, Task] = {t.name: t for t in (charlm.TASK, forecast.TASK, tabular.TASK, custom.TASK)}
 
 
 def metric_modes() -> dict[str, str]:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from trainables.constants import OBJECTIVE_METRICS
 
 SPLITS = ("train", "val", "test")
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -30,6 +32,10 @@ class TaskBase(BaseModel):
     val_fraction: float = Field(0.1, gt=0, lt=0.5)
     test_fraction: float = Field(0.1, gt=0, lt=0.5)
     steps_per_epoch: Optional[int] = Field(None, ge=1, description="cap on training batches per epoch; a full pass when absent")
+
+
+# The training loss of a regression (on standardized targets): `task.loss` of the tasks that regress.
+RegressionLoss = Literal["mse", "l1", "huber"]
 
 
 class DataError(ValueError):
@@ -72,7 +78,8 @@ class Split:
 class TaskData:
     """A loaded, preprocessed task: everything a trial needs and nothing it must compute again.
 
-    objective: {"name": "bpc" | "accuracy" | "rmse", ...parameters} (see trainables.objectives).
+    objective: {"name": "bpc" | "accuracy" | "rmse", ...parameters} (see trainables.objectives); it decides
+    the metrics every epoch reports (`metrics`).
     preprocessing: JSON-able facts needed to use a trained model on new data (vocabulary, scalers);
     it is stored in the exported model.
     """
@@ -85,6 +92,11 @@ class TaskData:
     mode: str
     preprocessing: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Every validation metric this data's objective reports each epoch (`metric` is one of them)."""
+        return OBJECTIVE_METRICS[self.objective["name"]]
 
     def summary(self) -> str:
         sizes = ", ".join(f"{name} {len(self.splits[name])}" for name in SPLITS)
@@ -103,7 +115,8 @@ class Task:
     name: the `task.kind` that selects it in an experiment file.
     options: the pydantic model of its options (a `TaskBase` with `kind: Literal[name]`).
     load: options -> TaskData; reads, preprocesses and splits the data.
-    input_kind: what its models receive: "tokens", "sequence" or "vector" (see ModelSpec).
+    input_kind: what its models receive: "tokens", "sequence" or "vector" (see ModelSpec); None when the
+        data decides (a `custom` loader's array shapes), and the families are then checked once it is loaded.
     metrics: every validation metric it can report -> "min" | "max", the direction that is better; the
         first is the usual one, and `TaskData.metric` names the one a load reports (always one of these).
     default_space: the bundled search space (search_spaces/<name>.yaml) that suits it.
@@ -115,7 +128,7 @@ class Task:
     name: str
     options: type[TaskBase]
     load: Callable[[Any], TaskData]
-    input_kind: str
+    input_kind: Optional[str]
     metrics: dict[str, str]
     default_space: str
     description: str
@@ -134,39 +147,3 @@ def split_sizes(n: int, val_fraction: float, test_fraction: float, *, source: st
             f"each split needs at least {minimum} (use a larger file or other val/test fractions)"
         )
     return n_train, n_val, n_test
-
-
-def read_csv(path: Path, *, option: str = "task.data"):
-    """Reads a CSV into a DataFrame with errors that name the file (pandas' own name the parser)."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise DataError(f"{option}: file not found: '{path}'")
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"{option}: cannot read '{path}' as CSV: {exc}") from exc
-    if frame.empty:
-        raise DataError(f"{option}: '{path}' has no data rows")
-    return frame
-
-
-def numeric_columns(frame, columns: list[str], path: Path, key: str) -> np.ndarray:
-    """The named columns as float32, refusing missing columns, text and empty cells with the offending cell."""
-    import pandas as pd
-
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{key}: column '{missing[0]}' is not in '{path}'; columns: {', '.join(map(str, frame.columns))}"
-        )
-    for column in columns:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(
-                f"{key}: column '{column}' of '{path}' must be numeric, but row {row + 2} holds "
-                f"{frame[column].iloc[row]!r}"
-            )
-    return frame[columns].to_numpy(dtype=np.float32)

@@ -13,10 +13,10 @@ from typing import Literal, Optional
 import numpy as np
 from pydantic import Field
 
-from trainables.constants import BPC
+from trainables.constants import BPC, PERPLEXITY, modes
 from trainables.tasks.base import DataError, ModelSpec, Split, Task, TaskBase, TaskData, split_sizes
 
-METRICS = {BPC: "min"}
+METRICS = modes(BPC, PERPLEXITY)
 
 
 class CharLMTask(TaskBase):
@@ -112,7 +112,7 @@ TASK = Task(
     input_kind="tokens",
     metrics=METRICS,
     default_space="charlm",
-    description="next-character language model; metric val_bpc (bits per character)",
+    description="next-character language model; metrics val_bpc (bits per character), val_perplexity",
     predict=None,
     usage=usage,
 )

@@ -12,14 +12,13 @@ from typing import Literal, Optional
 import numpy as np
 from pydantic import Field
 
-from trainables.constants import RMSE
-from trainables.tasks.base import (
-    DATA_DIR, DataError, ModelSpec, Split, Task, TaskBase, TaskData, numeric_columns, read_csv, split_sizes,
-)
+from trainables.constants import MAE, MAPE, RMSE, modes
+from trainables.tasks.base import DATA_DIR, DataError, ModelSpec, RegressionLoss, Split, Task, TaskBase, TaskData, split_sizes
+from trainables.tasks.tables import Missing, fill_missing, numeric_frame, read_csv
 
 BUILTIN = DATA_DIR / "sunspots.csv"
 BUILTIN_TIME_COLUMN = "year"
-METRICS = {RMSE: "min"}
+METRICS = modes(RMSE, MAE, MAPE)
 
 
 class ForecastTask(TaskBase):
@@ -32,6 +31,8 @@ class ForecastTask(TaskBase):
     time_column: Optional[str] = None
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
+    missing: Missing = Field("error", description="empty cells: error, drop their rows, ffill, or interpolate")
+    loss: RegressionLoss = Field("mse", description="training loss on standardized values: mse, l1 or huber")
 
 
 def series_columns(frame, options: ForecastTask, path: Path) -> tuple[list[str], list[str]]:
@@ -68,7 +69,8 @@ def load(options: ForecastTask) -> TaskData:
     path = Path(options.data) if options.data else BUILTIN
     frame = read_csv(path)
     columns, targets = series_columns(frame, options, path)
-    values = numeric_columns(frame, columns, path, "task.columns")  # (N, F)
+    values = numeric_frame(frame, columns, path, "task.columns")
+    values = fill_missing(values, columns, options.missing, path, series=True).to_numpy(dtype=np.float32)  # (N, F)
     window = options.window
     n_samples = len(values) - window
     if n_samples < 1:
@@ -91,7 +93,8 @@ def load(options: ForecastTask) -> TaskData:
         kind="forecast",
         spec=ModelSpec("sequence", len(columns), len(targets), seq_len=window, per_step=False),
         splits=splits,
-        objective={"name": "rmse", "scale": std[target_index].astype(float).tolist()},
+        objective={"name": "rmse", "scale": std[target_index].astype(float).tolist(),
+                   "offset": mean[target_index].astype(float).tolist(), "loss": options.loss},
         metric=RMSE,
         mode=METRICS[RMSE],
         preprocessing={
@@ -123,6 +126,6 @@ TASK = Task(
     input_kind="sequence",
     metrics=METRICS,
     default_space="forecast",
-    description="next-step time-series forecast from a CSV; metric val_rmse",
+    description="next-step time-series forecast from a CSV; metrics val_rmse, val_mae, val_mape",
     predict=predict,
 )

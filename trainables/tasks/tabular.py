@@ -11,17 +11,17 @@ from typing import Literal, Optional
 import numpy as np
 from pydantic import Field
 
-from trainables.constants import ACCURACY, RMSE
-from trainables.tasks.base import (
-    DATA_DIR, DataError, ModelSpec, Split, Task, TaskBase, TaskData, numeric_columns, read_csv, split_sizes,
-)
+from trainables.constants import ACCURACY, F1, LOG_LOSS, MAE, MAPE, RMSE, modes
+from trainables.tasks.base import DATA_DIR, DataError, ModelSpec, RegressionLoss, Split, Task, TaskBase, TaskData, split_sizes
+from trainables.tasks.tables import Encoding, TableMissing, encode_features, encode_rows, feature_table, read_csv
 
 BUILTIN = DATA_DIR / "digits.csv.gz"
 BUILTIN_TARGET = "digit"
 # An integer target with at most this many distinct values is taken as class labels under problem: auto.
 MAX_AUTO_CLASSES = 50
-# Classification reports accuracy, regression RMSE; the built-in digits are a classification problem.
-METRICS = {ACCURACY: "max", RMSE: "min"}
+# Classification reports accuracy, macro-F1 and log loss, regression RMSE, MAE and MAPE; the built-in digits
+# are a classification problem, so accuracy comes first.
+METRICS = modes(ACCURACY, F1, LOG_LOSS, RMSE, MAE, MAPE)
 
 
 class TabularTask(TaskBase):
@@ -33,6 +33,9 @@ class TabularTask(TaskBase):
     split_seed: int = 0
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
+    missing: TableMissing = Field("error", description="empty cells: error, drop their rows, or ffill")
+    encoding: Encoding = Field("onehot", description="text feature columns: onehot, or ordinal (category index)")
+    loss: Optional[RegressionLoss] = Field(None, description="regression's training loss: mse (default), l1 or huber")
 
 
 def problem_kind(target, requested: str) -> str:
@@ -85,17 +88,30 @@ def standardize_values(target, where: str, train: np.ndarray) -> tuple[np.ndarra
     return y, {"target_mean": t_mean, "target_std": t_std}
 
 
+def checked_target(frame, name: str, path: Path, missing: str):
+    """`frame` without the rows whose target is empty (under `missing: drop`), or an error naming the first such row."""
+    empty = frame[name].isna()
+    if not empty.any():
+        return frame
+    if missing == "drop":
+        return frame.loc[~empty]
+    raise DataError(f"task.target: column '{name}' of '{path}' has an empty value in row {frame.index[np.flatnonzero(empty.to_numpy())[0]]}")
+
+
 def load(options: TabularTask) -> TaskData:
-    """Reads the table, encodes the target, standardizes features with training statistics, splits at random (seeded)."""
+    """Reads the table, encodes text features and the target, standardizes features with training statistics,
+    and splits at random (seeded)."""
     path = Path(options.data) if options.data else BUILTIN
     frame = read_csv(path)
     target_name, features = target_and_features(frame, options, path)
-    x = numeric_columns(frame, features, path, "task.data")
+    frame = checked_target(frame, target_name, path, options.missing)
+    table, text = feature_table(frame, features, path, options.missing)
+    frame = frame.loc[table.index]  # rows `missing: drop` left out
+    x, encoded = encode_features(table, text, options.encoding)
     target, where = frame[target_name], f"column '{target_name}' of '{path}'"
-    if target.isna().any():
-        row = int(np.flatnonzero(target.isna().to_numpy())[0])
-        raise DataError(f"task.target: {where} has an empty value in row {row + 2}")
     problem = problem_kind(target, options.problem)
+    if problem == "classification" and options.loss is not None:
+        raise DataError(f"task.loss: '{options.loss}' is a regression loss, but {where} is a classification target")
     n_train, n_val, n_test = split_sizes(len(frame), options.val_fraction, options.test_fraction, source=f"task.data: '{path}'")
     order = np.random.default_rng(options.split_seed).permutation(len(frame))
     parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
@@ -108,25 +124,26 @@ def load(options: TabularTask) -> TaskData:
         out, objective, metric = len(facts["labels"]), {"name": "accuracy"}, ACCURACY
     else:
         y, facts = standardize_values(target, where, parts["train"])
-        out, objective, metric = 1, {"name": "rmse", "scale": [facts["target_std"]]}, RMSE
+        objective = {"name": "rmse", "scale": [facts["target_std"]], "offset": [facts["target_mean"]], "loss": options.loss or "mse"}
+        out, metric = 1, RMSE
     preprocessing = {"features": features, "target": target_name, "mean": mean.astype(float).tolist(), "std": std.astype(float).tolist()}
     return TaskData(
         kind="tabular",
-        spec=ModelSpec("vector", len(features), out, per_step=False),
+        spec=ModelSpec("vector", x.shape[1], out, per_step=False),
         splits={name: Split(x=x[idx], y=y[idx]) for name, idx in parts.items()},
         objective=objective,
         metric=metric,
         mode=METRICS[metric],
-        preprocessing={**preprocessing, **facts, "problem": problem},
+        preprocessing={**preprocessing, **facts, **encoded, "problem": problem},
         source=str(path),
     )
 
 
 def predict(model, rows) -> np.ndarray:
-    """Class labels, or values in the target's units for regression, from `rows`: (F,) or (N, F) raw features."""
+    """Class labels (as in the file: strings stay strings), or values in the target's units for regression, from
+    raw `rows`: (F,) or (N, F) values in the file's feature order, text columns as text, or a DataFrame."""
     p = model.preprocessing
-    x = np.asarray(rows, dtype=np.float32)
-    x = x[None] if x.ndim == 1 else x
+    x = encode_rows(rows, p["features"], p)
     x = (x - np.asarray(p["mean"], np.float32)) / np.asarray(p["std"], np.float32)
     out = model.outputs(x)  # (N, classes) logits, or (N, 1) standardized values
     if p["problem"] == "classification":
@@ -141,6 +158,6 @@ TASK = Task(
     input_kind="vector",
     metrics=METRICS,
     default_space="tabular",
-    description="classification / regression on a CSV; metric val_accuracy or val_rmse",
+    description="classification / regression on a CSV; metrics val_accuracy, val_f1, val_log_loss or val_rmse, val_mae, val_mape",
     predict=predict,
 )

@@ -1,0 +1,252 @@
+"""The Python API: run an experiment and read a run back, from a notebook or a pipeline.
+
+`run` goes through the same library as `orchestrator run` (config validation, the search space checks,
+the runner) and `load_run` through the same reading layer as `orchestrator best` (`results`, `storage`),
+so both accept what the CLI accepts and fail with its messages: bad input raises `UserError`, a run
+where no trial succeeded raises `RunFailed`, and nothing here exits the process. Reading a run imports
+neither torch nor Ray Tune; `Run.best_model` imports torch when it is called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Union
+
+from orchestrator import results as R
+from orchestrator.errors import UserError
+from trainables import constants as C
+from trainables.trial import FAMILY, MODEL_PREFIX
+
+# Result keys Tune adds for its own bookkeeping: not a measurement of the epoch, so not a DataFrame column.
+BOOKKEEPING = frozenset({
+    "done", "trial_id", "date", "pid", "hostname", "node_ip", C.NODE_ID, C.GPU_IDS, C.EPOCH, "config",
+    "time_since_restore", "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint",
+})
+LOSSES = {C.TRAIN_LOSS: "min", C.VAL_LOSS: "min"}  # reported every epoch besides the task's metrics
+
+
+class RunFailed(RuntimeError):
+    """The run ended and no trial reported a usable metric (every trial failed or diverged); `.run` holds what it wrote."""
+
+    def __init__(self, message: str, run: "Run"):
+        super().__init__(message)
+        self.run = run
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run read back: its trials, the best trial, DataFrames of both, and the best model.
+
+    `path` is the run directory read (for a run stored at a URI, a copy taken when it was loaded) and
+    `location` what was asked for. `trials` are the records `orchestrator best` reads (`trial_id`,
+    `family`, `epochs`, `rows`: one dict per epoch as in result.json, `hparams()`, `best(metric, mode)`).
+    """
+
+    location: str
+    path: Path
+
+    @cached_property
+    def _run(self) -> R.Run:
+        return R.read_run(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def experiment(self) -> dict[str, Any]:
+        """The resolved experiment the run was started with (experiment.yaml)."""
+        return self._run.experiment
+
+    @property
+    def metric(self) -> str:
+        return self._run.metric
+
+    @property
+    def mode(self) -> str:
+        return self._run.mode
+
+    @cached_property
+    def trials(self) -> list[R.TrialRecord]:
+        """Every trial, in the order the trials started."""
+        return self._run.trials()
+
+    @property
+    def best_trial(self) -> R.TrialRecord | None:
+        """The exported best trial (best/metrics.json), or before the export the leaderboard's first; None when no trial has a metric."""
+        exported = self._run.best_model()
+        by_id = {t.trial_id: t for t in self.trials}
+        if exported and exported.get("trial_id") in by_id:
+            return by_id[exported["trial_id"]]
+        ranked = R.leaderboard(self.trials, self.metric, self.mode)
+        return ranked[0] if ranked and ranked[0].best(self.metric, self.mode) is not None else None
+
+    @property
+    def best_metrics(self) -> dict[str, Any] | None:
+        """best/metrics.json: the best trial's validation and test metrics; None before the export."""
+        return self._run.best_model()
+
+    def dataframe(self, per_epoch: bool = False):
+        """A pandas DataFrame of the run: one row per trial (trial_id, family, every hyperparameter by its flat
+        name, status, epochs, `<metric>_last` and `<metric>_best` of every metric, time_total_s, started,
+        ended, error), or with `per_epoch=True` one row per epoch (trial_id, family, epoch and every value
+        the epoch reported); join the two on trial_id."""
+        import pandas as pd
+
+        if per_epoch:
+            rows = [row for t in self.trials for row in _epoch_rows(t)]
+            times = ("timestamp",)
+        else:
+            metrics = _metric_modes(self.metric, self.mode, self.trials)
+            rows = [_trial_row(t, metrics, self._run.max_epochs) for t in self.trials]
+            times = ("started", "ended")
+        # Every family's hyperparameters together after the family (model/... first), then the rest as met.
+        hparams = sorted(dict.fromkeys(k for t in self.trials for k in t.hparams() if k != FAMILY), key=lambda k: not k.startswith(MODEL_PREFIX))
+        leading = [] if per_epoch else ["trial_id", FAMILY, *hparams]
+        columns = list(dict.fromkeys([*leading, *(key for row in rows for key in row)]))
+        frame = pd.DataFrame(rows, columns=columns)
+        for column in times:
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+        return frame
+
+    def best_model(self):
+        """The exported best model (best/model.pt) loaded with `trainables.load_model`: an nn.Module with `predict`."""
+        path = self.path / R.BEST_DIR / R.MODEL_FILE
+        if not path.is_file():
+            raise UserError(f"{self.location}: no exported best model ({R.BEST_DIR}/{R.MODEL_FILE}); an interrupted run "
+                            f"has one once resumed, or write one now with `orchestrator export {self.location} --out model.pt`")
+        from trainables import load_model
+
+        return load_model(path)
+
+    def __repr__(self) -> str:
+        return f"Run({self.location!r}: {len(self.trials)} trial(s), {self.metric} ({self.mode}))"
+
+
+def _metric_modes(metric: str, mode: str, trials: list[R.TrialRecord]) -> dict[str, str]:
+    """Every metric the trials reported, with the direction that makes it better: the run's own first."""
+    known = {**C.MODES, **LOSSES, metric: mode}
+    seen = {key for t in trials for row in t.rows for key in row}
+    return {m: known[m] for m in [metric, *known] if m in seen}
+
+
+def _trial_row(t: R.TrialRecord, metrics: dict[str, str], max_epochs: int) -> dict[str, Any]:
+    hparams = {k: v for k, v in t.hparams().items() if k != FAMILY}
+    row: dict[str, Any] = {"trial_id": t.trial_id, FAMILY: t.family, **hparams, "status": t.status(max_epochs), "epochs": t.epochs}
+    for metric, mode in metrics.items():
+        values = t.values(metric)
+        row[f"{metric}_last"] = values[-1] if values else None
+        row[f"{metric}_best"] = t.best(metric, mode)
+    first, last = (t.rows[0], t.rows[-1]) if t.rows else ({}, {})
+    row["time_total_s"] = last.get("time_total_s")
+    row["started"] = first["timestamp"] - first.get("time_this_iter_s", 0.0) if "timestamp" in first else None
+    row["ended"] = last.get("timestamp")
+    row["error"] = t.error
+    return row
+
+
+def _epoch_rows(t: R.TrialRecord) -> list[dict[str, Any]]:
+    out = []
+    for r in t.rows:
+        values = {k: v for k, v in r.items() if k not in BOOKKEEPING and k != "training_iteration" and not isinstance(v, (dict, list))}
+        out.append({"trial_id": t.trial_id, FAMILY: t.family, "epoch": r.get("training_iteration"), **values})
+    return out
+
+
+def load_run(location: Union[str, Path]) -> Run:
+    """A run read back from its directory (`runs/NAME`) or the URI it is stored at (`s3://bucket/runs/NAME`, read
+    from a copy taken now, as `orchestrator best` does); a UserError when it is not a run of this tool."""
+    from orchestrator.storage import readable_run
+
+    path = readable_run(str(location))
+    R.read_run(path)  # not a run directory: the CLI's message now, not on first use
+    return Run(str(location), Path(path))
+
+
+Source = Union[str, Path, dict, Any]  # a YAML path, a mapping, an ExperimentConfig or a validated Experiment
+
+
+def run(experiment: Source = None, *, address: str | None = None, **overrides: Any) -> Run:
+    """Runs an experiment end to end, as `orchestrator run` does, and returns the run read back.
+
+    `experiment`: a YAML file, a mapping of the same keys, an `ExperimentConfig` or an `Experiment` (None: the
+    built-in quickstart). Keyword arguments replace keys, as `--set` does: `num_samples=4`, and for a nested
+    key its dotted name, `**{"scheduler.max_epochs": 3}`. A taken run name gets a numeric suffix (`name-2`).
+    Raises UserError for bad input (nothing written), RunFailed when no trial succeeded, KeyboardInterrupt
+    when interrupted (the state is saved: `orchestrator resume` continues it).
+    """
+    from orchestrator import runner
+    from orchestrator.storage import Storage
+
+    exp = _experiment(experiment, overrides)
+    store = Storage.of(exp.config.storage)
+    name = _free_name(store, exp.config.name)
+    exp = dataclasses.replace(exp, config=exp.config.model_copy(update={"name": name}))
+    status = runner.run(exp, address=address, explicit_name=True)
+    if status == 130:
+        raise KeyboardInterrupt(f"interrupted; continue with: orchestrator resume {store.run(name)}")
+    result = load_run(store.run(name))
+    if status != 0:
+        raise RunFailed(f"{store.run(name)}: no trial reported a usable {result.metric} (see each trial's error.txt)", result)
+    return result
+
+
+def _free_name(store, name: str) -> str:
+    """`name`, or the name the CLI would take for it when taken (`name-2`, ...): the rule of `Storage.new_run`."""
+    path = store.new_run(name, explicit=False)
+    if store.remote:  # new_run made a local directory for the run's mirror; the runner makes its own
+        shutil.rmtree(path.parent, ignore_errors=True)
+    return path.name
+
+
+def _plain(value: Any) -> Any:
+    """A mapping's values as YAML would give them (JSON's types); a model class (`"model": Conv`) stays the class."""
+    if isinstance(value, type):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return json.loads(json.dumps(value, default=str))
+
+
+def _experiment(source: Source, overrides: dict[str, Any]):
+    """The validated Experiment for any accepted source, with `overrides` applied where `--set` would apply them.
+
+    Values stay Python values (not YAML text): a mapping may hold what YAML cannot, such as a model class."""
+    from orchestrator.config import QUICKSTART, Experiment, ExperimentConfig, experiment_from_mapping, read_yaml
+
+    if isinstance(source, Experiment) and not overrides:
+        return source
+    if source is None or isinstance(source, (str, Path)):
+        file, label = Path(source) if source else QUICKSTART, None
+        raw = read_yaml(file)
+    elif isinstance(source, Experiment):
+        file, label, raw = source.file, source.label, source.config.model_dump()
+    elif isinstance(source, (ExperimentConfig, dict)):
+        # No file: relative paths (data, a search space file) are taken from the working directory.
+        file, label = Path.cwd() / "experiment", "experiment"
+        raw = source.model_dump() if isinstance(source, ExperimentConfig) else _plain(source)
+    else:
+        raise UserError(f"experiment: expected a YAML path, a mapping or an ExperimentConfig, but got {type(source).__name__}")
+    for key, value in overrides.items():
+        _assign(raw, key, _plain(value))
+    return experiment_from_mapping(raw, file, label=label)
+
+
+def _assign(raw: dict, key: str, value: Any) -> None:
+    """`raw[a][b] = value` for key `a.b`, as `--set a.b=...` assigns it (mappings on the way created)."""
+    *parents, last = key.split(".")
+    node = raw
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UserError(f"{key}={value!r}: '{part}' holds {child!r}, not a mapping")
+        node = child
+    node[last] = value

@@ -1,0 +1,184 @@
+"""The searchers and schedulers beyond the defaults, each in a real tiny run, and warm starts: points to
+evaluate run first and teach the searcher, and `orchestrator extend` grows a finished search with a
+searcher that has learned every earlier trial. (Refused pairings: tests/test_bad_input.py.)"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator import results as R
+from orchestrator.cli import main
+from search_spaces import BUNDLED
+
+# Forecast epochs take a few milliseconds: these runs cost Tune's own overhead, not training.
+SPACE = {
+    "families": {"mlp": {"hidden_size": {"choice": [16, 32]}}, "gru": {"hidden_size": {"choice": [8, 16]}}},
+    "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}, "batch_size": {"choice": [32, 64]}},
+}
+# How many evaluated trials each model-based searcher holds.
+LEARNED = {
+    "hyperopt": lambda s: len([t for t in s._hpopt_trials.trials if t["result"].get("status") == "ok"]),
+    "optuna": lambda s: len([t for t in s._ot_study.trials if t.value is not None]),
+    "bohb": lambda s: sum(len(losses) for losses in s.bohber.losses.values()),
+}
+POINT = {"family": "mlp", "hidden_size": 32, "lr": 0.005, "batch_size": 32}
+
+
+def experiment(tmp: Path, **changes) -> Path:
+    config = {"name": "s", "task": {"kind": "forecast"}, "search_space": SPACE, "num_samples": 4, "max_concurrent": 2,
+              "scheduler": {"kind": "asha", "max_epochs": 3}, "storage": str(tmp / "runs"), **changes}
+    path = tmp / "exp.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def started_configs(run_dir: Path) -> list[dict]:
+    return [t.hparams() for t in R.load_trials(run_dir)]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("searcher,scheduler", [("bohb", "hyperband"), ("random", "median"), ("hyperopt", "hyperband")])
+def test_searcher_and_scheduler_in_a_real_run(searcher, scheduler, tmp_path, ray_session, capsys):
+    path = experiment(tmp_path, searcher=searcher, scheduler={"kind": scheduler, "max_epochs": 3})
+    assert main(["run", str(path)]) == 0
+    trials = R.load_trials(tmp_path / "runs" / "s")
+    assert len(trials) == 4 and all(t.rows for t in trials)
+    assert f"searcher {searcher} | scheduler {scheduler}" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(180)
+def test_pbt_mutates_training_hyperparameters_and_shows_them(tmp_path, ray_session):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    space = {"families": {"mlp": {"hidden_size": 32}}, "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}}}
+    path = experiment(tmp_path, searcher="random", search_space=space, num_samples=4,
+                      scheduler={"kind": "pbt", "max_epochs": 6, "perturbation_interval": 1, "quantile_fraction": 0.5})
+    assert main(["run", str(path)]) == 0
+    mutated = []
+    for trial in R.load_trials(tmp_path / "runs" / "s"):
+        lrs = [r["config"]["lr"] for r in trial.rows]
+        if len(set(lrs)) > 1:
+            mutated.append(trial)
+            # result.json: the optimizer trained with each epoch's configured rate (the checkpoint's own was replaced)
+            assert all(abs(r["lr"] - r["config"]["lr"]) <= 1e-12 * r["lr"] for r in trial.rows), [(r["lr"], r["config"]["lr"]) for r in trial.rows]
+    assert mutated, "PBT mutated no trial's learning rate"
+    events = EventAccumulator(str(mutated[0].path)).Reload()
+    assert "mutated/lr" in events.Tags()["scalars"]
+
+
+@pytest.mark.timeout(240)
+def test_points_run_first_and_extend_grows_the_search_with_the_searchers_history(tmp_path, ray_session, capsys):
+    path = experiment(tmp_path, searcher="optuna", points_to_evaluate=[POINT], max_concurrent=1)  # "first" is then exact
+    run_dir = tmp_path / "runs" / "s"
+    assert main(["run", str(path)]) == 0
+    first = started_configs(run_dir)[0]
+    assert {k: first[k] for k in ("family", "lr", "batch_size")} == {"family": "mlp", "lr": 0.005, "batch_size": 32}
+    assert first["model/hidden_size"] == 32
+
+    capsys.readouterr()
+    assert main(["extend", str(run_dir), "--trials", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "has learned the 4 earlier one(s)" in out
+    trials = R.load_trials(run_dir)
+    assert len(trials) == 7 and all(t.status(3) != R.UNFINISHED for t in trials)
+    assert R.read_run(run_dir).planned_trials() == 7
+    # The saved searcher of the extension: taught the 4 earlier trials, and its Optuna study holds all 7.
+    state = pickle.loads(sorted(run_dir.glob("searcher-state-*.pkl"))[-1].read_bytes())
+    assert state["learned"] == 4
+    study = pickle.loads(state["inner"])["_ot_study"]
+    assert len([t for t in study.trials if t.value is not None]) == 7
+    # The extension's ASHA holds the earlier trials in its rungs too (saved with the experiment's callbacks).
+    callbacks = pickle.loads(sorted(run_dir.glob("callback-states-*.pkl"))[-1].read_bytes())
+    saved = next(v["scheduler"] for v in callbacks.values() if isinstance(v, dict) and "scheduler" in v)
+    rungs = pickle.loads(saved["state"])["_brackets"][0]._rungs
+    assert sum(trial_id.startswith("earlier-") for _, recorded in rungs for trial_id in recorded) >= 4
+    assert json.loads((run_dir / "best" / "metrics.json").read_text())["trial_id"] in {t.trial_id for t in trials}
+    assert len(list((run_dir / "_experiment").glob("events.out.tfevents.*"))) >= 1
+
+
+@pytest.mark.timeout(120)
+def test_extend_refuses_what_it_cannot_do(tmp_path, capsys):
+    assert main(["extend", str(tmp_path / "nowhere"), "--trials", "2"]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_every_bundled_space_translates_for_bohb_and_teaches_every_searcher(name):
+    """ConfigSpace draws come back as configs inside the space (each passes as a point to evaluate), with the
+    same hyperparameters active; and each model-based searcher learns configs it did not suggest, through its
+    library's own space (HyperOpt's labels, Optuna's distributions, BOHB's ConfigSpace), then suggests again."""
+    import numpy as np
+
+    from orchestrator.searchers import SEARCHERS
+    from orchestrator.warm_start import Evaluated
+    from search_spaces import load_space
+    from search_spaces.configspace_space import configspace_values, from_configspace, to_configspace
+    from search_spaces.points import parse_point
+    from trainables.trial import TrialConfig
+
+    space = load_space(name)
+    for values in to_configspace(space, seed=0).sample_configuration(30):
+        config = from_configspace(space, dict(values))
+        trial = TrialConfig.from_tune(config)
+        point = {"family": trial.family, **trial.model, **{k: config[k] for k in space.train}}
+        assert parse_point(point, space, name) == config
+        assert set(configspace_values(space, config)) == set(dict(values))
+    rng = np.random.default_rng(0)
+    for searcher in ("hyperopt", "optuna", "bohb"):
+        record = SEARCHERS[searcher]
+        built = record.build(space, "val_rmse", "min", 0, 10)
+        for i in range(12):
+            record.learn(built, space, Evaluated(space.sample(rng), float(i), 3))
+        assert LEARNED[searcher](built) == 12, searcher
+        suggestion = TrialConfig.from_tune(built.suggest("after"))
+        assert suggestion.family in space.families
+
+
+def test_the_readme_points_are_points_of_a_space():
+    import re
+
+    from search_spaces import parse_space
+    from search_spaces.points import parse_points
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S) if b.startswith("points_to_evaluate:"))
+    space = parse_space({"families": {"mlp": {"hidden_size": {"choice": [32, 64]}}, "gru": {"hidden_size": {"choice": [32, 64]}}},
+                         "train": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}, "batch_size": {"choice": [32, 64]}}}, "test")
+    configs = parse_points(yaml.safe_load(block)["points_to_evaluate"], space, "README")
+    assert [c["arch"]["family"] for c in configs] == ["mlp", "gru"]
+
+
+def test_the_quality_benchmark_takes_every_valid_pairing_and_refuses_the_others():
+    from benchmarks.quality import BASELINE, pairings, scheduler_options
+
+    every = pairings(["all"])
+    assert {"optuna:asha", "bohb:hyperband", "random:pbt", "hyperopt:median"} <= set(every) and BASELINE not in every
+    assert "bohb:asha" not in every and "hyperopt:pbt" not in every
+    with pytest.raises(SystemExit, match="works with scheduler hyperband only"):
+        pairings(["bohb:asha"])
+
+    class Args:
+        max_epochs, grace_period, reduction_factor = 6, 2, 3
+
+    assert scheduler_options("median", Args) == {"kind": "median", "max_epochs": 6, "grace_period": 2}
+
+
+def test_grid_searcher_repeats_the_grid_num_samples_times():
+    """`num_samples` repeats the whole grid: the searcher proposes exactly the planned trials, then finishes."""
+    from ray.tune.search import Searcher as TuneSearcher
+
+    from orchestrator.searchers import SEARCHERS
+    from search_spaces import load_space
+
+    space = load_space("lstm_grid")
+    record = SEARCHERS["grid"]
+    planned = record.planned(space, 3, 0)
+    searcher = record.build(space, "val_bpc", "min", 0, planned)
+    configs = [searcher.suggest(str(i)) for i in range(planned)]
+    assert planned == 3 * space.grid_size(0) and all(isinstance(c, dict) for c in configs)
+    assert searcher.suggest("one-more") == TuneSearcher.FINISHED
