@@ -156,7 +156,7 @@ def _epoch_seconds(config, spec, n_train: int, batches: int) -> float:
     bs = config.train.batch_size
     x, y, objective = _fake_batch(spec, bs)
     times = []
-    for _ in range(batches + 1):  # the first step pays one-off set-up costs: not counted
+    for _ in range(batches + 2):  # the first steps pay one-off set-up costs (allocator, optimizer state): not counted
         began = time.perf_counter()
         loss = objective.loss(model(x), y)
         opt.zero_grad(set_to_none=True)
@@ -164,7 +164,7 @@ def _epoch_seconds(config, spec, n_train: int, batches: int) -> float:
         opt.step()
         times.append(time.perf_counter() - began)
     steps = math.ceil(n_train / bs)
-    return sorted(times[1:])[len(times[1:]) // 2] * steps * 1.1
+    return sorted(times[2:])[len(times[2:]) // 2] * steps * 1.1
 
 
 def _fake_batch(spec, n: int):
@@ -203,7 +203,10 @@ def apply(p, began: float, concurrency: int):
     scheduler = SCHEDULERS[c.scheduler.kind].options(kind=c.scheduler.kind, **sched)
     # Written to the run's experiment.yaml as a plan, not a budget: a resume continues this search.
     left = budget_s - (time.monotonic() - began) - EXPORT_S
-    config = c.model_copy(update={"num_samples": chosen.num_samples, "scheduler": scheduler, "max_concurrent": chosen.concurrency,
+    # num_samples is a ceiling above the plan's estimate, and the time budget ends the search: a probe that
+    # overestimated the epochs' cost (one sampled size per family) must not leave the budget half used.
+    ceiling = min(MAX_TRIALS, max(2 * chosen.num_samples, chosen.num_samples + 2 * chosen.concurrency))
+    config = c.model_copy(update={"num_samples": ceiling, "scheduler": scheduler, "max_concurrent": chosen.concurrency,
                                   "time_budget_s": max(1.0, left), "budget": None})
     chosen = replace(chosen, started=began)
     return replace(p, exp=replace(p.exp, config=config), plan=chosen), chosen

@@ -150,6 +150,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--length", type=int, default=300)
     c.add_argument("--temperature", type=float, default=0.8)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--trust-code", action="store_true", help="a model of your own class: import the module it names (runs its code)")
     c.set_defaults(func=commands.sample)
 
     c = sub.add_parser("submit", help="run an experiment as a Ray Job on a cluster")

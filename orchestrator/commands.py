@@ -83,10 +83,11 @@ def sample(args) -> int:
     from trainables import load_model, sample_text
 
     try:
-        model = load_model(args.model)
+        model = load_model(args.model, trust_code=args.trust_code)
         print(sample_text(model, args.prompt, args.length, temperature=args.temperature, seed=args.seed))
     except (OSError, ValueError) as exc:
-        raise UserError(f"{args.model}: {exc}") from None
+        hint = "; on the command line: --trust-code" if "trust_code" in str(exc) and not args.trust_code else ""
+        raise UserError(f"{args.model}: {exc}{hint}") from None
     return 0
 
 

@@ -57,10 +57,12 @@ def outcome_counts(trials: list[R.TrialRecord], max_epochs: int) -> dict[str, in
     return counts
 
 
-def summarize(run_dir: Path, task, trials: list[R.TrialRecord], best, task_metric: str, max_epochs: int, elapsed: float, out: TextIO) -> None:
+def summarize(run_dir: Path, task, trials: list[R.TrialRecord], best, task_metric: str, max_epochs: int, elapsed: float, out: TextIO,
+              own_class: bool = False) -> None:
     """The end-of-run summary: outcomes, failures with reasons, the best trial and how to use it.
 
-    `task`: the task's record, whose `usage` adds its own lines (charlm: how to sample text)."""
+    `task`: the task's record, whose `usage` adds its own lines (charlm: how to sample text); `own_class`: the best
+    model is of the user's own class, which load_model imports only when told to trust it."""
     counts = outcome_counts(trials, max_epochs)
     print(f"\nDone in {clock(elapsed)}: {len(trials)} trials (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")", file=out)
     for t in trials:
@@ -84,7 +86,8 @@ def summarize(run_dir: Path, task, trials: list[R.TrialRecord], best, task_metri
         ("TensorBoard", f"orchestrator tensorboard {run_dir}   (or: tensorboard --logdir {run_dir})"),
         ("Best model", str(best.path)),
         *task.usage(best.path),
-        ("In Python", f"from trainables import load_model; m = load_model('{best.path}')"),
+        ("In Python", f"from trainables import load_model; m = load_model('{best.path}'"
+                      + (", trust_code=True)   (or model_class=YourClass: the model is your own class)" if own_class else ")")),
     ]
     for label, text in lines:
         print(f"{label + ':':<15} {text}", file=out)

@@ -63,8 +63,8 @@ def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = Fa
     setup = tuning.build_tuner(p, store.root, storage_marker=marker)
     concurrency = p.exp.config.max_concurrent or cluster.default_concurrency(p.exp.config)
     console.header(p.exp, p.data.summary(), run_dir, setup.num_trials, concurrency, out)
-    if p.plan is not None:
-        print(f"  {p.plan.describe()}", file=out, flush=True)
+    if p.plan is not None:  # the trial count above is a ceiling: the budget ends the search
+        print(f"  {p.plan.describe()}; more trials if epochs run faster than probed, stopped at the budget", file=out, flush=True)
     if store.remote:
         print(f"  stored at: {store.run(run_dir.name)} (the run directory above is this machine's copy: results, TensorBoard "
               "files and the best checkpoints' weights)", file=out, flush=True)
@@ -130,7 +130,8 @@ def _fit_and_finish(setup, run_dir: Path, p: Prepared, out: TextIO, store: Stora
     exportable = any(t.best(p.metric, p.mode) is not None for t in trials)
     best = export_best(run_dir, p.data, p.metric, p.mode, trials=trials) if exportable else None
     max_epochs = p.exp.config.scheduler.max_epochs
-    console.summarize(run_dir, TASKS[p.data.kind], trials, best, p.data.metric, max_epochs, elapsed, out)
+    own_class = best is not None and best.trial.family in p.exp.space.models
+    console.summarize(run_dir, TASKS[p.data.kind], trials, best, p.data.metric, max_epochs, elapsed, out, own_class=own_class)
     if p.plan is not None:
         console.budget_line(p.plan, time.monotonic() - p.plan.started, len(trials), out)
     if store is not None:

@@ -182,3 +182,11 @@ def test_objective_sums_give_the_split_loss_and_metric(name):
 def test_unknown_objective_names_the_known_ones():
     with pytest.raises(ValueError, match="unknown objective 'mae'; known: accuracy, bpc, rmse"):
         Objective({"name": "mae"})
+
+
+def test_mlp_classifies_token_sequences_with_one_prediction_each():
+    """Text classification (tokens in, one label per sequence out): the MLP pools its windows over the sequence."""
+    spec = ModelSpec("tokens", 30, 4, seq_len=12, per_step=False)
+    model = build_model("mlp", {"hidden_size": 16, "context": 3}, spec)
+    x = torch.randint(0, 30, (5, 12))
+    assert model(x).shape == (5, 4)

@@ -281,7 +281,7 @@ def test_a_users_cnn_searched_beside_lstm_on_forecast(project, ray_session, caps
 
 
 @pytest.mark.timeout(180)
-def test_a_users_language_model_searched_beside_gru_on_charlm(project, ray_session):
+def test_a_users_language_model_searched_beside_gru_on_charlm(project, ray_session, capsys):
     from orchestrator.exporting import export_best
     from orchestrator.prepare import experiment_from_run, prepare
     from trainables import load_model, sample_text
@@ -300,6 +300,10 @@ def test_a_users_language_model_searched_beside_gru_on_charlm(project, ray_sessi
     assert model.metrics["val_bpc"] == pytest.approx(reported, rel=1e-4)
     text = sample_text(model, "The ", 40, seed=1)
     assert text.startswith("The ") and len(text) == 44
+    # From the command line, a model of the user's own class is not imported unless trusted; the message says how.
+    capsys.readouterr()
+    assert main(["sample", str(best.path)]) == 2
+    assert "--trust-code" in capsys.readouterr().err
 
 
 def crafted(path: Path, model_class: str, config: dict | None = None) -> Path:

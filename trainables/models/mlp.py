@@ -1,5 +1,6 @@
-"""A multilayer perceptron for every task: tokens see a causal window of the last `context` characters,
-sequences are flattened over their window, tabular rows are used as they are."""
+"""A multilayer perceptron for every task: tokens see a causal window of the last `context` characters
+(averaged over the sequence when a task predicts once per sequence), sequences are flattened over their
+window, tabular rows are used as they are."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ class MLP(nn.Module):
         if num_layers < 1 or hidden_size < 1 or context < 1:
             raise ValueError(f"num_layers, hidden_size and context must be >= 1, but got {num_layers=}, {hidden_size=}, {context=}")
         self.kind, self.context = spec.input_kind, context
+        # Tokens with one prediction per sequence (text classification): the windows' features are averaged
+        # over the sequence, a bag of character n-grams, before the head.
+        self.pool = spec.input_kind == "tokens" and not spec.per_step
         if spec.input_kind == "tokens":
             self.embed = nn.Embedding(spec.in_features, embed_dim)
             width = context * embed_dim
@@ -53,4 +57,5 @@ class MLP(nn.Module):
             z = x.flatten(1)  # (B, T*F)
         else:
             z = x  # (B, F)
-        return self.head(self.body(z))
+        h = self.body(z)  # (B, T, H) for tokens, (B, H) otherwise
+        return self.head(h.mean(1) if self.pool else h)
