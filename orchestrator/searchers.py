@@ -179,7 +179,7 @@ class Searcher:
         """What to install before this searcher can run, or None."""
         import importlib.util
 
-        absent = [m for m in self.imports if importlib.util.find_spec(m.split(".")[0]) is None]
+        absent = sorted({m.split(".")[0] for m in self.imports if importlib.util.find_spec(m.split(".")[0]) is None})
         if self.extra and absent:
             return (f"searcher '{self.name}' needs {', '.join(absent)}, which is not installed; install the extra: "
                     f"pip install -c constraints.txt -e '.[{self.extra}]'")
