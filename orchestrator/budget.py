@@ -125,9 +125,10 @@ def plan(budget_s: float, epoch_costs: dict[str, float], concurrency: int, *, sp
     return best
 
 
-def probe(space, spec, n_train: int, *, batches: int = 3, seed: int = 0, threads: int = 1) -> dict[str, float]:
+def probe(space, spec, n_train: int, *, batches: int = 3, seed: int = 0, threads: int = 1, max_steps: int | None = None) -> dict[str, float]:
     """Seconds per training epoch of each family of `space` on this machine: a sampled config per family, timed
-    over a few batches after a warm-up one, scaled to the epoch's batches (validation adds about a tenth)."""
+    over a few batches after warm-up ones, scaled to the epoch's batches (at most `max_steps`, the task's
+    steps_per_epoch; validation adds about a tenth)."""
     import numpy as np
     import torch
 
@@ -139,11 +140,11 @@ def probe(space, spec, n_train: int, *, batches: int = 3, seed: int = 0, threads
     costs = {}
     for family in space.families:
         values = TrialConfig.to_tune(family, sample_values(space.families[family], rng), sample_values(space.train, rng))
-        costs[family] = _epoch_seconds(TrialConfig.from_tune(values), spec, n_train, batches)
+        costs[family] = _epoch_seconds(TrialConfig.from_tune(values), spec, n_train, batches, max_steps)
     return costs
 
 
-def _epoch_seconds(config, spec, n_train: int, batches: int) -> float:
+def _epoch_seconds(config, spec, n_train: int, batches: int, max_steps: int | None) -> float:
     """Median seconds of a training step of `config`, times the steps of an epoch, plus a tenth for validation."""
     import torch
 
@@ -163,7 +164,7 @@ def _epoch_seconds(config, spec, n_train: int, batches: int) -> float:
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - began)
-    steps = math.ceil(n_train / bs)
+    steps = min(math.ceil(n_train / bs), max_steps or math.inf)
     return sorted(times[2:])[len(times[2:]) // 2] * steps * 1.1
 
 
@@ -194,9 +195,7 @@ def apply(p, began: float, concurrency: int):
     c = p.exp.config
     budget_s = parse_duration(c.budget)
     n_train = len(p.data.splits["train"])
-    costs = probe(p.exp.space, p.data.spec, n_train, seed=c.seed, threads=int(c.resources.cpu))
-    if c.task.steps_per_epoch:  # an epoch is capped at that many batches: scale each family's cost down
-        costs = {f: cost * min(1.0, c.task.steps_per_epoch * _batch(p.exp.space) / n_train) for f, cost in costs.items()}
+    costs = probe(p.exp.space, p.data.spec, n_train, seed=c.seed, threads=int(c.resources.cpu), max_steps=c.task.steps_per_epoch)
     asha = c.scheduler.kind == "asha"
     chosen = plan(budget_s, costs, concurrency, spent_s=time.monotonic() - began, asha=asha)
     sched = {"max_epochs": chosen.max_epochs, **({"grace_period": chosen.grace_period, "reduction_factor": chosen.reduction_factor} if asha else {})}
@@ -210,11 +209,3 @@ def apply(p, began: float, concurrency: int):
                                   "time_budget_s": max(1.0, left), "budget": None})
     chosen = replace(chosen, started=began)
     return replace(p, exp=replace(p.exp, config=config), plan=chosen), chosen
-
-
-def _batch(space) -> int:
-    """The batch size the space uses (its first choice, when it searches over several)."""
-    from search_spaces.domains import Domain
-
-    value = space.train.get("batch_size", 64)
-    return int(value.options[0]) if isinstance(value, Domain) and hasattr(value, "options") else int(value if not isinstance(value, Domain) else 64)

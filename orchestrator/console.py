@@ -50,20 +50,13 @@ def header(exp, summary: str, run_dir: Path, num_trials: int, concurrency: int, 
     print(f"  run directory: {run_dir}", file=out, flush=True)
 
 
-def outcome_counts(trials: list[R.TrialRecord], max_epochs: int) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for t in trials:
-        counts[t.status(max_epochs)] = counts.get(t.status(max_epochs), 0) + 1
-    return counts
-
-
 def summarize(run_dir: Path, task, trials: list[R.TrialRecord], best, task_metric: str, max_epochs: int, elapsed: float, out: TextIO,
               own_class: bool = False) -> None:
     """The end-of-run summary: outcomes, failures with reasons, the best trial and how to use it.
 
     `task`: the task's record, whose `usage` adds its own lines (charlm: how to sample text); `own_class`: the best
     model is of the user's own class, which load_model imports only when told to trust it."""
-    counts = outcome_counts(trials, max_epochs)
+    counts = R.status_counts(trials, max_epochs)
     print(f"\nDone in {clock(elapsed)}: {len(trials)} trials (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")", file=out)
     for t in trials:
         if t.status(max_epochs) in (R.FAILED, R.DIVERGED):

@@ -247,6 +247,14 @@ def read_run(run_dir: Path) -> Run:
     return Run(run_dir, read_experiment(run_dir))
 
 
+def status_counts(trials: list[TrialRecord], max_epochs: int) -> dict[str, int]:
+    """{status: how many trials have it}: the summary's and the report's counts."""
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.status(max_epochs)] = counts.get(t.status(max_epochs), 0) + 1
+    return counts
+
+
 def leaderboard(trials: list[TrialRecord], metric: str, mode: str) -> list[TrialRecord]:
     """Trials with a metric, best first (each at its best epoch), then those without one."""
     scored = [t for t in trials if t.best(metric, mode) is not None]

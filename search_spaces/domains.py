@@ -186,6 +186,15 @@ def parse_value(value: Any, where: str):
         raise SpaceError(f"{where}: {kind} {args!r}: {exc}") from None
 
 
+def translation(table: dict[type, Any], domain: Domain, library: str, table_name: str):
+    """The entry of a library's translation table for `domain`, looked up along its class's MRO, so a subclass
+    without its own entry (Grid) translates as its base does."""
+    for cls in type(domain).__mro__:
+        if cls in table:
+            return table[cls]
+    raise TypeError(f"no {library} translation for {type(domain).__name__}; add one to {table_name}")
+
+
 def sample_values(values: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
     """One draw of every domain in `values` (in their order, so a seeded draw is reproducible); constants pass."""
     return {k: v.sample(rng) if isinstance(v, Domain) else v for k, v in values.items()}

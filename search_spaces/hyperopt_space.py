@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from search_spaces.domains import Choice, Domain, LogUniform, QLogUniform, QUniform, RandInt, Uniform
+from search_spaces.domains import Choice, Domain, LogUniform, QLogUniform, QUniform, RandInt, Uniform, translation
 from trainables.trial import ARCH, FAMILY
 
 
@@ -74,10 +74,7 @@ def to_hyperopt_domain(domain: Any, label: str) -> Any:
     """One hyperparameter as a HyperOpt expression labelled `label`; a constant passes through."""
     if not isinstance(domain, Domain):
         return domain
-    for cls in type(domain).__mro__:
-        if cls in CONVERTERS:
-            return CONVERTERS[cls](domain, label)
-    raise TypeError(f"no HyperOpt translation for {type(domain).__name__}; add one to CONVERTERS")
+    return translation(CONVERTERS, domain, "HyperOpt", "CONVERTERS")(domain, label)
 
 
 def _convert(values: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from search_spaces.domains import Choice, Domain, LogUniform, QLogUniform, QUniform, RandInt, Uniform
+from search_spaces.domains import Choice, Domain, LogUniform, QLogUniform, QUniform, RandInt, Uniform, translation
 from trainables.trial import FAMILY, TrialConfig
 
 
@@ -58,10 +58,7 @@ def suggest_value(trial, name: str, domain: Any) -> Any:
     """One hyperparameter of a declarative space, drawn through an Optuna trial (constants pass through)."""
     if not isinstance(domain, Domain):
         return domain
-    for cls in type(domain).__mro__:
-        if cls in SUGGESTERS:
-            return SUGGESTERS[cls](trial, name, domain)
-    raise TypeError(f"no Optuna translation for {type(domain).__name__}; add one to SUGGESTERS")
+    return translation(SUGGESTERS, domain, "Optuna", "SUGGESTERS")(trial, name, domain)
 
 
 def suggest(trial, space) -> dict[str, Any]:

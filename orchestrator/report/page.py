@@ -38,9 +38,7 @@ def summary(ctx: Context) -> dict[str, Any]:
     names. Together they fix each family's colour across the figures.
     """
     e, run = ctx.run.experiment, ctx.run
-    counts: dict[str, int] = {}
-    for s in ctx.status.values():
-        counts[s] = counts.get(s, 0) + 1
+    counts = R.status_counts(ctx.trials, run.max_epochs)
     finished = ctx.best_model is not None and R.UNFINISHED not in counts
     return {
         "name": run.run_dir.name, "run_dir": str(run.run_dir), "task": e["task"]["kind"], "metric": ctx.metric, "mode": ctx.mode,
