@@ -30,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks.workload import METRIC, SIZES, Workload, median
+from benchmarks.workload import METRIC, SIZES, Workload, median, time_to_reach
 
 CONTENDERS = {"orchestrator": "benchmarks.ours", "plain": "benchmarks.plain_tune", "optuna": "benchmarks.optuna_baseline"}
 TITLES = {"orchestrator": "orchestrator", "plain": "plain Ray Tune", "optuna": "Optuna"}
@@ -159,6 +159,42 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def best_at(curve: list[list[float]], t: float) -> float | None:
+    """A best-so-far curve's value at `t` seconds (None before its first result)."""
+    seen = [best for when, best in curve if when <= t]
+    return seen[-1] if seen else None
+
+
+def race(runs: dict[str, list[dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    """Each contender's best-so-far against wall time, and the time it took to reach Optuna's final best as a
+    fraction of Optuna's whole search (repeat i against Optuna's repeat i; medians over repeats)."""
+    if "optuna" not in runs or not all(r.get("curve") for rs in runs.values() for r in rs):
+        return "", {}
+    names = [n for n in CONTENDERS if n in runs]
+    marks = (0.25, 0.5, 0.75, 1.0)
+    lines = ["", f"Best {METRIC} so far against wall time, at fractions of Optuna's whole search (medians over repeats; - : no result yet):",
+             "", "| contender | " + " | ".join(f"{m:.0%}" for m in marks) + " | at its own end |", "|---|" + "---|" * (len(marks) + 1)]
+    record: dict[str, Any] = {}
+    for name in names:
+        cells = []
+        for m in marks:
+            values = [best_at(r["curve"], m * o["wall_s"]) for r, o in zip(runs[name], runs["optuna"])]
+            known = [v for v in values if v is not None]
+            cells.append(f"{median(known):.4f}" if len(known) * 2 > len(values) else "-")
+        cells.append(f"{median([r['best'] for r in runs[name]]):.4f}")
+        lines.append(f"| {TITLES[name]} | " + " | ".join(cells) + " |")
+    for name in names:
+        if name == "optuna":
+            continue
+        fractions = [time_to_reach(r["curve"], o["best"]) / o["wall_s"] for r, o in zip(runs[name], runs["optuna"])]
+        record[name] = [None if f == float("inf") else f for f in fractions]  # strict JSON: never reached is null
+        shown = ", ".join("never" if f == float("inf") else f"{f:.2f}" for f in fractions)
+        med = median(fractions)
+        verdict = "never (median run)" if med == float("inf") else f"{med:.2f} of Optuna's whole search"
+        lines.append(f"Time for {TITLES[name]} to reach Optuna's final best {METRIC}: {verdict} (repeats: {shown}).")
+    return "\n".join(lines), record
+
+
 def describe(w: Workload, info: dict[str, Any]) -> str:
     work = (
         f"HyperOpt/TPE ({w.num_trials} trials) + ASHA (max {w.max_epochs} epochs, grace {w.grace_period}, ×{w.reduction_factor})"
@@ -214,11 +250,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{result['wall_s']:.1f} s, {result['epochs']} epochs, busy {result['busy']:.2f} "
                       f"(load average {result['load_before']:.1f} -> {result['load_after']:.1f})", flush=True)
     summary = summarize(runs)
-    text = f"{describe(w, info)}\n\n{table(summary)}\n"
+    raced, reach = race(runs)
+    text = f"{describe(w, info)}\n\n{table(summary)}\n{raced}\n"
     print("\n" + text)
     stem = out / f"{w.name}-{w.work}"
     stem.with_suffix(".md").write_text(text)
-    record = {"workload": w.__dict__, "machine": info, "summary": summary, "runs": runs, "generated": time.strftime("%Y-%m-%d %H:%M:%S")}
+    record = {"workload": w.__dict__, "machine": info, "summary": summary, "time_to_optunas_best": reach, "runs": runs,
+              "generated": time.strftime("%Y-%m-%d %H:%M:%S")}
     stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
     print(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.json')}")
     return 0

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.workload import (
-    METRIC, TrialFigures, Workload, device_for, figures, fixed_configs, load_data, search_space, startup_trials, trial_seed,
+    METRIC, TrialFigures, Workload, best_so_far, device_for, figures, fixed_configs, load_data, search_space, startup_trials,
+    trial_seed,
 )
 from search_spaces.optuna_space import suggest
 
 
 def run(w: Workload, workdir: Path) -> dict[str, Any]:
-    began = time.perf_counter()
+    began, began_wall = time.perf_counter(), time.time()
     import optuna
 
     from trainables.objectives import Objective
@@ -31,6 +32,7 @@ def run(w: Workload, workdir: Path) -> dict[str, Any]:
     staged, objective = DeviceData.stage(data, device), Objective(data.objective)
     space, fixed = search_space(), fixed_configs(w) if w.work == "fixed" else None
     trials: list[TrialFigures] = []
+    points: list[tuple[float, float]] = []
 
     def objective_fn(trial) -> float:
         config = fixed[trial.number] if fixed else suggest(trial, space)
@@ -40,6 +42,7 @@ def run(w: Workload, workdir: Path) -> dict[str, Any]:
             for epoch in range(1, w.max_epochs + 1):
                 rows.append(run_epoch(state, staged, objective, METRIC, max_steps=w.steps_per_epoch))
                 value = rows[-1][METRIC]
+                points.append((time.time() - began_wall, value))
                 if not math.isfinite(value):
                     raise optuna.TrialPruned()  # a diverged trial: nothing more to learn from it
                 trial.report(value, epoch)
@@ -56,4 +59,4 @@ def run(w: Workload, workdir: Path) -> dict[str, Any]:
         sampler, pruner = optuna.samplers.RandomSampler(seed=w.seed), optuna.pruners.NopPruner()
     study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
     study.optimize(objective_fn, n_trials=w.num_trials)
-    return figures(trials, time.perf_counter() - began, 1)
+    return figures(trials, time.perf_counter() - began, 1, best_so_far(points))

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.workload import TrialFigures, Workload, experiment, figures
+from benchmarks.workload import METRIC, TrialFigures, Workload, best_so_far, experiment, figures
 
 
 def run(w: Workload, workdir: Path) -> dict[str, Any]:
-    began = time.perf_counter()
+    began, began_wall = time.perf_counter(), time.time()
     import yaml
 
     from orchestrator import results as R
@@ -26,5 +26,8 @@ def run(w: Workload, workdir: Path) -> dict[str, Any]:
     wall = time.perf_counter() - began
     if rc != 0:
         raise RuntimeError(f"orchestrator run exited with {rc}")
-    trials = [TrialFigures.from_rows(t.rows, finished=t.error is None) for t in R.load_trials(workdir / "runs" / "bench")]
-    return figures(trials, wall, w.concurrent)
+    loaded = R.load_trials(workdir / "runs" / "bench")
+    trials = [TrialFigures.from_rows(t.rows, finished=t.error is None) for t in loaded]
+    # Each epoch's exact end (the trainable's `timestamp`), from the moment this contender started.
+    curve = best_so_far([(r["timestamp"] - began_wall, r.get(METRIC)) for t in loaded for r in t.rows])
+    return figures(trials, wall, w.concurrent, curve)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.workload import (
-    METRIC, MODE, TrialFigures, Workload, device_for, figures, fixed_configs, load_data, search_space, startup_trials, trial_seed,
+    METRIC, MODE, TrialFigures, Workload, best_so_far, device_for, figures, fixed_configs, load_data, search_space, startup_trials,
+    trial_seed,
 )
 
 
@@ -40,13 +41,14 @@ def train_charlm(config: dict[str, Any], workload: Workload) -> None:
             state.load_state_dict(torch.load(os.path.join(folder, "checkpoint.pt"), weights_only=True))
     while state.epoch < workload.max_epochs:
         metrics = run_epoch(state, staged, objective, METRIC, max_steps=workload.steps_per_epoch)
+        metrics["ended_at"] = time.time()  # Tune's own timestamp is in whole seconds
         with tempfile.TemporaryDirectory() as folder:
             torch.save(state.state_dict(), os.path.join(folder, "checkpoint.pt"))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def run(w: Workload, workdir: Path) -> dict[str, Any]:
-    began = time.perf_counter()
+    began, began_wall = time.perf_counter(), time.time()
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -73,9 +75,10 @@ def run(w: Workload, workdir: Path) -> dict[str, Any]:
     tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=tune.RunConfig(name="plain", storage_path=str(workdir)))
     grid = tuner.fit()
     wall = time.perf_counter() - began
-    trials = []
+    trials, points = [], []
     for result in grid:
         frame = result.metrics_dataframe
         rows = frame.to_dict("records") if frame is not None else []
         trials.append(TrialFigures.from_rows(rows, finished=result.error is None))
-    return figures(trials, wall, w.plain_concurrent)
+        points += [(r["ended_at"] - began_wall, r.get(METRIC)) for r in rows if "ended_at" in r]
+    return figures(trials, wall, w.plain_concurrent, best_so_far(points))

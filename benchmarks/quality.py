@@ -167,6 +167,8 @@ def spread(values: list[float], fmt: str = "{:.2f}") -> str:
 
 
 def report(curves: dict[str, list[Curve]], budget: int, args) -> tuple[str, dict[str, Any]]:
+    from orchestrator import searchers
+
     _, space, metric, title = TASKS[args.task]
     target = statistics.median(c.at_budget(budget) for c in curves[BASELINE])
     # Random search ends at its median final metric by spending its whole budget, so its budget is "its time":
@@ -194,7 +196,8 @@ def report(curves: dict[str, list[Curve]], budget: int, args) -> tuple[str, dict
     lines = [
         f"{title}, bundled `{space}` space, {len(curves[BASELINE])} seeds; budget {budget} epochs "
         f"(random search: {args.random_trials} trials × {args.max_epochs} epochs; each pairing: up to {args.trials} trials, "
-        f"grace {args.grace_period}, ×{args.reduction_factor} where its scheduler takes them, cut off at the budget); one trial at a time.",
+        f"grace {args.grace_period}, ×{args.reduction_factor} where its scheduler takes them, TPE's first "
+        f"{searchers.hyperopt_startup_trials(args.trials)} trials random, cut off at the budget); one trial at a time.",
         f"Target: random search's median best {metric} at the budget = {target:.3f}.",
         "",
         f"| pairing | best {metric} at the budget: median (range) | epochs to reach the target: median (range) | training seconds to reach it |",
@@ -238,8 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-epochs", type=int, default=8)
     p.add_argument("--grace-period", type=int, default=1)
     p.add_argument("--reduction-factor", type=int, default=2)
+    p.add_argument("--startup-fraction", type=float, default=None,
+                   help="random trials before TPE models, as a fraction of --trials (default: the orchestrator's own)")
+    p.add_argument("--tag", default="", help="added to the result files' names, to keep a variant's study apart")
     p.add_argument("--out", default=str(RESULTS_DIR))
     args = p.parse_args(argv)
+    from orchestrator import searchers
+
+    if args.startup_fraction is not None:  # the default rule's own constant: the searcher is built in this process
+        searchers.STARTUP_FRACTION = args.startup_fraction
+    args.startup_fraction = searchers.STARTUP_FRACTION
     contenders = [BASELINE, *[c for c in pairings(args.pairing or ["hyperopt:asha"]) if c != BASELINE]]
     from orchestrator import cluster
 
@@ -265,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     record.update(args={k: v for k, v in vars(args).items() if k != "out"}, machine=info, curves={s: [c.__dict__ for c in cs] for s, cs in curves.items()})
     # The default contender keeps the file name the README's table cites; other studies get their own.
-    stem = out / (f"quality-{args.task}" if contenders == [BASELINE, "hyperopt:asha"] else f"quality-{args.task}-pairings")
+    stem = out / ((f"quality-{args.task}" if contenders == [BASELINE, "hyperopt:asha"] else f"quality-{args.task}-pairings")
+                  + (f"-{args.tag}" if args.tag else ""))
     stem.with_suffix(".md").write_text(text)
     stem.with_suffix(".json").write_text(dump(_finite(record)))
     print(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.json')}")

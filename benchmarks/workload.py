@@ -168,8 +168,25 @@ class TrialFigures:
         )
 
 
-def figures(trials: list[TrialFigures], wall_s: float, slots: int) -> dict[str, Any]:
-    """The table's figures of one contender run."""
+def best_so_far(points: list[tuple[float, Any]]) -> list[list[float]]:
+    """[[seconds since the contender started, best metric so far]] at every epoch's end, from (seconds, metric)
+    pairs in any order; diverged or missing values count as no progress."""
+    curve, best = [], math.inf
+    for t, value in sorted(points, key=lambda p: p[0]):
+        if isinstance(value, (int, float)) and math.isfinite(value) and abs(value) < 1e8:
+            best = min(best, value)
+        if math.isfinite(best):
+            curve.append([round(t, 3), best])
+    return curve
+
+
+def time_to_reach(curve: list[list[float]], target: float) -> float:
+    """Seconds until a best-so-far curve first reached `target` (lower is better); inf if it never did."""
+    return next((t for t, best in curve if best <= target), math.inf)
+
+
+def figures(trials: list[TrialFigures], wall_s: float, slots: int, curve: list[list[float]] | None = None) -> dict[str, Any]:
+    """The table's figures of one contender run; `curve`: its best-so-far against wall time (`best_so_far`)."""
     finished = [t for t in trials if t.finished and t.epochs > 0]
     step = sum(t.step_s for t in trials)
     epochs = sum(t.epochs for t in trials)
@@ -185,6 +202,7 @@ def figures(trials: list[TrialFigures], wall_s: float, slots: int) -> dict[str, 
         "wall_per_epoch_s": wall_s / epochs if epochs else float("nan"),
         "best": min(bests) if bests else None,
         "slots": slots,
+        "curve": curve or [],
     }
 
 

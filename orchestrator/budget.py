@@ -196,6 +196,9 @@ def apply(p, began: float, concurrency: int):
     budget_s = parse_duration(c.budget)
     n_train = len(p.data.splits["train"])
     costs = probe(p.exp.space, p.data.spec, n_train, seed=c.seed, threads=int(c.resources.cpu), max_steps=c.task.steps_per_epoch)
+    # N data-parallel workers each train 1/N of an epoch: an ideal-scaling guess (the gradient exchange costs
+    # some), which the trial-count ceiling and the time budget absorb.
+    costs = {family: seconds / c.resources.workers for family, seconds in costs.items()}
     asha = c.scheduler.kind == "asha"
     chosen = plan(budget_s, costs, concurrency, spent_s=time.monotonic() - began, asha=asha)
     sched = {"max_epochs": chosen.max_epochs, **({"grace_period": chosen.grace_period, "reduction_factor": chosen.reduction_factor} if asha else {})}

@@ -185,16 +185,37 @@ def capacity_verdict(need: dict[str, float], nodes: list[dict[str, float]], node
     return "never", None
 
 
+def slots(need: dict[str, float], nodes: list[dict[str, float]]) -> int:
+    """How many workers of `need` the nodes hold together, each worker whole on one node."""
+    wanted = {k: v for k, v in need.items() if v > 0}
+    return int(sum(min((n.get(k, 0) // v for k, v in wanted.items()), default=0) for n in nodes))
+
+
+def workers_fit(need: dict[str, float], workers: int, nodes: list[dict[str, float]], node_types: dict | None) -> bool:
+    """Whether a trial's `workers` bundles of `need` can be placed at once (Ray packs them, across nodes if it
+    must), on the nodes there are or, on an autoscaling cluster, on those it may add."""
+    added = [resources for resources, count in (node_types or {}).values() for _ in range(min(count, workers))]
+    return slots(need, nodes + added) >= workers
+
+
 def check_capacity(config: ExperimentConfig, out=None) -> None:
     """Refuses a per-trial request no node of the cluster could ever satisfy (instead of waiting forever); on an
     autoscaling cluster that can add a node that fits, says that the run waits for it."""
     import ray
 
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    need = {"CPU": config.resources.cpu, "GPU": config.resources.gpu}
+    r = config.resources
+    need = {"CPU": r.cpu, "GPU": r.gpu}
     types = autoscaling_node_types()
     verdict, node_type = capacity_verdict(need, nodes, types)
-    asks = f"resources: each trial asks for cpu={config.resources.cpu:g}, gpu={config.resources.gpu:g}"
+    asks = f"resources: each trial asks for cpu={r.cpu:g}, gpu={r.gpu:g}"
+    if r.workers > 1:
+        asks = f"resources: each trial asks for {r.workers} workers of cpu={r.cpu:g}, gpu={r.gpu:g} (cpu={r.cpu * r.workers:g}, gpu={r.gpu * r.workers:g} in all)"
+        if verdict != "never" and not workers_fit(need, r.workers, nodes, types):
+            have = ray.cluster_resources()
+            raise UserError(f"{asks}, but the cluster cannot place {r.workers} such workers at once "
+                            f"(cluster: {have.get('CPU', 0):g} CPU, {have.get('GPU', 0):g} GPU in {len(nodes)} node(s), "
+                            f"room for {slots(need, nodes)} workers); lower `resources.workers`, or add nodes")
     if verdict == "wait":
         res = types[node_type][0]
         print(f"{asks}; no node has that much yet: waiting for the autoscaler to start `{node_type}` nodes "
@@ -261,7 +282,8 @@ def default_concurrency(config: ExperimentConfig) -> int:
     for resources, count in (autoscaling_node_types() or {}).values():
         for key, value in resources.items():
             have[key] = have.get(key, 0) + value * count
-    slots = have.get("CPU", 1) // config.resources.cpu
-    if config.resources.gpu > 0:
-        slots = min(slots, have.get("GPU", 0) // config.resources.gpu)
-    return int(max(1, min(slots, config.num_samples)))
+    per_trial = config.resources.per_trial()
+    trials = have.get("CPU", 1) // per_trial["CPU"]
+    if per_trial["GPU"] > 0:
+        trials = min(trials, have.get("GPU", 0) // per_trial["GPU"])
+    return int(max(1, min(trials, config.num_samples)))

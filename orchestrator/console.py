@@ -44,9 +44,12 @@ def header(exp, summary: str, run_dir: Path, num_trials: int, concurrency: int, 
     print(f"Experiment {run_dir.name}: {summary}", file=out)
     print(
         f"  {num_trials} trials over {', '.join(exp.space.families)} | searcher {c.searcher} | scheduler {sched} | "
-        f"{concurrency} at once, {c.resources.cpu:g} CPU / {c.resources.gpu:g} GPU each",
+        f"{concurrency} at once, {c.resources.cpu:g} CPU / {c.resources.gpu:g} GPU each" + (f" worker, {c.resources.workers} workers per trial" if c.resources.workers > 1 else ""),
         file=out,
     )
+    if c.resources.workers > 1:
+        print(f"  data-parallel (DDP, {'nccl' if c.resources.gpu else 'gloo'}): each step trains batch_size x {c.resources.workers} "
+              f"samples, batch_size on each worker", file=out)
     print(f"  run directory: {run_dir}", file=out, flush=True)
 
 

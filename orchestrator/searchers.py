@@ -18,12 +18,15 @@ import numpy as np
 from search_spaces import SearchSpace
 
 
-def hyperopt_startup_trials(num_samples: int) -> int:
-    """Random trials before TPE starts modelling: a third of the budget, at least 3, at most 20 (hyperopt's default).
+# Random trials before TPE (HyperOpt's or Optuna's) models the results, as a fraction of the search's trials;
+# `python -m benchmarks.quality --startup-fraction F` measures other values against random search.
+STARTUP_FRACTION = 1 / 3
 
-    Ray's default of 20 would leave a 16-trial search entirely random.
-    """
-    return max(3, min(20, num_samples // 3))
+
+def hyperopt_startup_trials(num_samples: int) -> int:
+    """Random trials before TPE starts modelling: STARTUP_FRACTION of the trials, at least 3, at most 20
+    (hyperopt's default). Ray's default of 20 would leave a 16-trial search entirely random."""
+    return max(3, min(20, int(num_samples * STARTUP_FRACTION)))
 
 
 def _hyperopt(space: SearchSpace, metric: str, mode: str, seed: int, num_samples: int):

@@ -54,13 +54,26 @@ def trainable_for(config: ExperimentConfig, data: TaskData, metric: str, mode: s
         steps_per_epoch=config.task.steps_per_epoch,
         seed=config.seed,
         cpus=config.resources.cpu,
+        workers=config.resources.workers,
+        gpus=config.resources.gpu,
         storage_marker=storage_marker,
         models=dict(models or {}),
         models_shipped=models_shipped(),
     )
     _classes_by_value(settings.models)
     wrapped = tune.with_parameters(TorchTrainable, data=data, settings=settings)
-    return tune.with_resources(wrapped, {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
+    return tune.with_resources(wrapped, trial_resources(config.resources))
+
+
+def trial_resources(r):
+    """What Tune reserves per trial: its CPU/GPU share, or with `workers` above 1 a placement group of one
+    bundle per data-parallel worker and an empty head (the trial's own actor holds no device, and the workers
+    are counted, reserved and freed with their trial; PACK keeps them on as few nodes as fit)."""
+    from ray import tune
+
+    if r.workers == 1:
+        return {"cpu": r.cpu, "gpu": r.gpu}
+    return tune.PlacementGroupFactory([{}] + [{"CPU": r.cpu, "GPU": r.gpu}] * r.workers, strategy="PACK")
 
 
 def _classes_by_value(models: dict) -> None:

@@ -41,7 +41,9 @@ def test_harness_tiny_writes_a_complete_table(tmp_path):
         assert record["machine"][key], key
 
     table = (tmp_path / "tiny-search.md").read_text()
-    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    lines = table.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    rows = [line for line in lines[first:first + 2 + len(harness.ROWS)] if line.startswith("| ")]  # the figures' table
     header = [c.strip() for c in rows[0].strip("|").split("|")]
     assert header[:4] == ["figure", "orchestrator", "plain Ray Tune", "Optuna"]
     assert len(header) == 1 + len(harness.CONTENDERS) + len(harness.PAIRS)  # figures, then one ratio per pair
@@ -53,6 +55,10 @@ def test_harness_tiny_writes_a_complete_table(tmp_path):
         for cell in cells[1:]:
             assert cell == "-" or float(cell) >= 0, row
     assert "Machine:" in table and "Medians over 1 run(s)" in table
+    assert "Time for orchestrator to reach Optuna's final best val_bpc" in table
+    for name, figures in record["runs"].items():  # each epoch's end: times ascend and the best never worsens
+        curve = figures[0]["curve"]
+        assert curve and all(a[0] <= b[0] and b[1] <= a[1] for a, b in zip(curve, curve[1:])), name
 
 
 def test_the_orchestrator_contender_runs_a_valid_experiment(tmp_path):
@@ -85,3 +91,41 @@ def test_table_says_when_repeats_ran_different_epochs():
     assert "plain Ray Tune 36" not in varied
     same = harness.table(harness.summarize({"orchestrator": [run(50, 45)] * 2, "plain": [run(76, 36)] * 2}))
     assert "differed" not in same
+
+
+def test_race_reports_the_time_to_reach_optunas_final_best():
+    """Repeat i of each contender races Optuna's repeat i: the seconds until its best-so-far first reached
+    Optuna's final best, over Optuna's whole wall time."""
+    optuna = [{"wall_s": 40.0, "best": 2.0, "curve": [[10, 2.5], [30, 2.0]]}, {"wall_s": 20.0, "best": 2.2, "curve": [[5, 2.2]]}]
+    ours = [{"wall_s": 30.0, "best": 1.9, "curve": [[4, 2.4], [12, 1.9]]}, {"wall_s": 30.0, "best": 2.3, "curve": [[6, 2.3]]}]
+    text, record = harness.race({"orchestrator": ours, "optuna": optuna})
+    assert record["orchestrator"] == [pytest.approx(12 / 40), None]  # never reached 2.2 in the second repeat
+    assert "to reach Optuna's final best val_bpc: never (median run)" in text  # the median of 0.30 and never
+    assert "repeats: 0.30, never" in text
+    assert "| orchestrator | - | 2.1000 | 2.1000 | 2.1000 | 2.1000 |" in text  # at 25%, only one repeat had a result
+
+
+def test_scaling_trains_the_spaces_largest_transformer_on_one_and_two_workers(tmp_path):
+    """The data-parallel scaling benchmark on CPU workers (gloo): its config is a point of the charlm space with
+    every size at the top, and it measures one and two workers (the GPU figures need a GPU machine)."""
+    from benchmarks.scaling import LARGEST
+    from search_spaces import load_space
+    from search_spaces.points import parse_point
+    from trainables.trial import TrialConfig
+
+    space = load_space("charlm")
+    flat = {k: v for k, v in TrialConfig.from_tune(LARGEST).flat().items() if k != "momentum"}  # adam has none
+    assert parse_point(flat, space, "LARGEST") == LARGEST
+    transformer = space.families["transformer"]
+    for key in ("d_model", "num_heads", "ff_mult"):
+        assert flat[f"model/{key}"] == max(transformer[key].options), key
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scaling", "--workers", "1,2", "--epochs", "2", "--steps", "3", "--max-chars", "20000",
+         "--seq-len", "32", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads((tmp_path / "scaling-cpu.json").read_text())
+    assert [r["workers"] for r in record["runs"]] == [1, 2]
+    assert all(r["samples_per_s"] > 0 and r["device"] == "cpu" for r in record["runs"])
+    assert "| 2 |" in (tmp_path / "scaling-cpu.md").read_text()

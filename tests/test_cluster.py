@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from orchestrator import results as R
-from orchestrator.cluster import capacity_verdict, node_types_from_autoscaler
+from orchestrator.cluster import capacity_verdict, node_types_from_autoscaler, workers_fit
 from trainables import constants as C
 
 from conftest import ctrl_c_when, kill_leftovers
@@ -89,6 +89,12 @@ def test_autoscaling_capacity_of_cluster_yaml():
     assert capacity_verdict({"CPU": 1, "GPU": 8}, head_only, types) == ("never", None)
     assert capacity_verdict({"CPU": 1, "GPU": 8}, head_only, None) == ("never", None)
     assert capacity_verdict({"CPU": 1, "GPU": 0.5}, [{"CPU": 8.0, "GPU": 1.0}], None) == ("fits", None)
+
+    # A 4-worker trial of whole GPUs fits one 4-GPU node; the pool's 16 GPUs hold 16 such workers, not 20.
+    assert workers_fit({"CPU": 12, "GPU": 1}, 4, head_only, types)
+    assert workers_fit({"CPU": 12, "GPU": 1}, 16, head_only, types)
+    assert not workers_fit({"CPU": 12, "GPU": 1}, 20, head_only, types)
+    assert not workers_fit({"CPU": 1, "GPU": 0}, 3, [{"CPU": 2.0}], None) and workers_fit({"CPU": 1, "GPU": 0}, 2, [{"CPU": 2.0}], None)
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +309,7 @@ def test_a_users_model_file_only_on_the_driver_reaches_every_node(cluster, packe
 
 def test_a_trial_refuses_a_node_that_cannot_see_the_run_directory(tmp_path):
     """The guard for nodes that join after the start-up check (an autoscaled node with its own disk)."""
-    from trainables.trainable import check_storage_visible
+    from trainables.host import check_storage_visible
 
     marker = tmp_path / "run" / R.EXPERIMENT_FILE
     with pytest.raises(RuntimeError, match=r"storage not shared: node 10\.0\.0\.7 cannot see .*run.*s3://"):

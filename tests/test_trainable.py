@@ -66,8 +66,8 @@ def test_reset_config_switches_trial_in_the_same_actor(trainable_cls):
     t.train()
     t.train()
     assert t.reset_config(MLP) is True
-    assert type(t.trial.model).__name__ == "MLP"
-    assert t.trial.epoch == 0
+    assert type(t.host.trial.model).__name__ == "MLP"
+    assert t.host.trial.epoch == 0
     fresh = trainable_cls(config=MLP)
     assert strip(t.step()) == pytest.approx(strip(fresh.step())), "a reused actor must behave like a new one"
 

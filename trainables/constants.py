@@ -15,6 +15,7 @@ NODE = "node"
 NODE_ID = "node_id"  # Ray's node id: tells apart nodes that share an IP (several on one machine)
 DEVICE = "device"
 GPU_IDS = "gpu_ids"  # the GPUs Ray assigned the trial (its CUDA_VISIBLE_DEVICES), whatever torch sees
+WORLD_SIZE = "world_size"  # data-parallel workers that trained the trial (`resources.workers`); 1 without DDP
 
 # A trial's checkpoint folder: its full state (weights, optimizer, RNG), and the epoch and metric it was
 # taken at, so that the export can pick the best checkpoint without Ray.

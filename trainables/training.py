@@ -43,6 +43,22 @@ class DeviceData:
         return cls(x, y, device)
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Which share of every batch this process trains: rank `rank` of `size` data-parallel workers.
+
+    Every worker holds the same trial state (same seed, same generator), so all draw the same shuffled order;
+    each step takes `batch_size x size` samples of it and worker `rank` trains on its `rank`-th slice. With
+    gradients averaged by DDP, one step equals a single-process step on the combined batch.
+    """
+
+    rank: int = 0
+    size: int = 1
+
+
+ALONE = Shard()
+
+
 @dataclass
 class TrialState:
     """What a running trial owns; saved and restored whole by checkpoints."""
@@ -53,6 +69,10 @@ class TrialState:
     scheduler: Any
     generator: torch.Generator
     epoch: int = 0
+    # What trains: the model itself, or its DistributedDataParallel wrapper on a data-parallel worker (which
+    # averages the gradients in `backward`). Checkpoints and evaluation use `model`, so a state dict never
+    # depends on how many workers trained it.
+    train_model: nn.Module | None = None
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -105,16 +125,21 @@ def build_trial(config: TrialConfig, spec: ModelSpec, device: torch.device, *, s
     return TrialState(config, model, optimizer, scheduler, generator)
 
 
-def train_epoch(state: TrialState, data: DeviceData, objective: Objective, *, max_steps: int | None = None) -> dict[str, float]:
-    """One pass over the shuffled training split (or `max_steps` batches); returns the epoch's train figures.
+def train_epoch(state: TrialState, data: DeviceData, objective: Objective, *, max_steps: int | None = None,
+                shard: Shard = ALONE) -> dict[str, float]:
+    """One pass over the shuffled training split (or `max_steps` steps); returns the epoch's train figures.
 
-    The loss is summed on the device and read once at the end: a `.item()` per step would stall the
-    GPU on every batch.
+    On a data-parallel worker (`shard`), each step trains this worker's slice of a `batch_size x size` batch,
+    and the figures returned are the whole group's. The loss is summed on the device and read once at the
+    end: a `.item()` per step would stall the GPU on every batch.
     """
-    model, opt, cfg = state.model, state.optimizer, state.config.train
+    model, opt, cfg = state.train_model or state.model, state.optimizer, state.config.train
     x, y = data.x["train"], data.y["train"]
     order = torch.randperm(len(x), generator=state.generator).to(data.device)
-    starts = range(0, len(x), cfg.batch_size)
+    step = cfg.batch_size * shard.size
+    # Every worker must take the same number of steps (each step's backward waits for all of them), so a last
+    # batch too small to give each worker a sample is left out, by all of them alike.
+    starts = range(0, len(x) - shard.size + 1, step) if shard.size > 1 else range(0, len(x), step)
     if max_steps is not None:
         starts = starts[:max_steps]
     model.train()
@@ -123,7 +148,9 @@ def train_epoch(state: TrialState, data: DeviceData, objective: Objective, *, ma
     seen = 0
     began = time.perf_counter()
     for start in starts:
-        idx = order[start : start + cfg.batch_size]
+        idx = order[start : start + step]
+        if shard.size > 1:
+            idx = idx.tensor_split(shard.size)[shard.rank]
         loss = objective.loss(model(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -132,7 +159,11 @@ def train_epoch(state: TrialState, data: DeviceData, objective: Objective, *, ma
         opt.step()
         total += loss.detach() * len(idx)
         seen += len(idx)
-    train_loss = float(total) / max(seen, 1)  # the one host sync of the epoch
+    sums = torch.stack([total.double(), torch.tensor(float(seen), dtype=torch.float64, device=data.device)])
+    if shard.size > 1:
+        torch.distributed.all_reduce(sums)  # the group's loss and sample count, not this worker's share
+    total_loss, count = sums.tolist()  # the one host sync of the epoch
+    train_loss, seen = total_loss / max(count, 1), int(count)
     elapsed = time.perf_counter() - began
     if state.scheduler is not None:
         state.scheduler.step()
@@ -161,10 +192,14 @@ def evaluate(model: nn.Module, data: DeviceData, split: str, objective: Objectiv
     return results[f"{split}_loss"], results[f"{split}_{objective.metrics[0].removeprefix('val_')}"]
 
 
-def run_epoch(state: TrialState, data: DeviceData, objective: Objective, metric: str, *, max_steps: int | None = None) -> dict[str, Any]:
+def run_epoch(state: TrialState, data: DeviceData, objective: Objective, metric: str, *, max_steps: int | None = None,
+              shard: Shard = ALONE) -> dict[str, Any] | None:
     """Trains one epoch and validates; the result every trial reports (the loss and every metric of the task),
-    with `diverged` set on a NaN/inf loss or metric."""
-    result: dict[str, Any] = train_epoch(state, data, objective, max_steps=max_steps)
+    with `diverged` set on a NaN/inf loss or metric. Of a data-parallel group only rank 0 validates (its
+    weights are every worker's); the others return None."""
+    result: dict[str, Any] = train_epoch(state, data, objective, max_steps=max_steps, shard=shard)
+    if shard.rank != 0:
+        return None
     result.update(split_metrics(state.model, data, "val", objective))
     result[C.EPOCH] = state.epoch
     result[C.DIVERGED] = not all(math.isfinite(result[k]) for k in (C.TRAIN_LOSS, C.VAL_LOSS, metric))

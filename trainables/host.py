@@ -1,0 +1,140 @@
+"""One process's share of a trial: the data staged on its device, the trial's state, and one epoch at a time.
+
+The Tune trainable hosts one in its own process (one device per trial), or starts a group of data-parallel
+workers (`trainables.parallel`) that each host one with their `Shard` of every batch. Either way the same
+code builds the trial, runs the one training loop and saves or loads its state.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+import torch
+
+from trainables import constants as C
+from trainables.objectives import Objective
+from trainables.tasks.base import TaskData
+from trainables.training import ALONE, DeviceData, Shard, TrialConfig, build_trial, run_epoch
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of an experiment shares and a search never changes."""
+
+    metric: str
+    mode: str
+    max_epochs: int
+    steps_per_epoch: int | None = None
+    seed: int = 0
+    cpus: float = 1.0
+    # A file the driver wrote into the run directory: a trial on a node that cannot see it would write its
+    # checkpoints to that node's own disk, lost to the run, so it refuses to start instead (None: cloud storage).
+    storage_marker: str | None = None
+    # The user's families: name -> `model:` reference (an absolute `FILE.py:Class`, `package.module:Class`) or
+    # the class itself. `models_shipped`: the files came through Ray's runtime environment (`py_modules`, on a
+    # cluster), so a worker imports them by module name instead of reading a path only the driver's machine has.
+    models: dict[str, Any] = field(default_factory=dict)
+    models_shipped: bool = False
+    # Data-parallel workers per trial (`resources.workers`), each with `cpus` CPUs and `gpus` GPUs.
+    workers: int = 1
+    gpus: float = 0.0
+
+
+def assigned_device() -> torch.device:
+    """The GPU Ray assigned this worker (Ray narrows CUDA_VISIBLE_DEVICES to it), else the CPU."""
+    if torch.cuda.is_available() and ray.is_initialized() and ray.get_gpu_ids():
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def check_storage_visible(marker: str | None, node: str) -> None:
+    """Refuses to run a trial on a node that does not see the run directory (a node-local storage path)."""
+    if marker and not os.path.exists(marker):
+        raise RuntimeError(
+            f"storage not shared: node {node} cannot see {os.path.dirname(marker)}, so its checkpoints would stay on "
+            "that node; set `storage` to a cloud URI (s3://..., gs://...) or a directory every node mounts"
+        )
+
+
+def user_families(settings: TrialSettings, node: str) -> dict:
+    """The family registry with the user's classes imported on this worker; an error says which node lacks what."""
+    from trainables.models import ModelRefError, registry_for
+
+    try:
+        return registry_for(settings.models, by_name=settings.models_shipped)
+    except ModelRefError as exc:
+        how = "shipped through Ray's runtime environment (py_modules)" if settings.models_shipped else "read from the driver's path"
+        raise RuntimeError(f"node {node} cannot import your model ({how}): {exc}") from None
+
+
+def to_cpu(value: Any) -> Any:
+    """`value` with every tensor on the CPU: a state that travels between processes or devices."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_cpu(v) for v in value)
+    return value
+
+
+class TrialHost:
+    """The trial one process trains: staged once per process, then `start`ed for each trial it hosts."""
+
+    def __init__(self, data: TaskData, settings: TrialSettings, shard: Shard = ALONE):
+        self.data, self.settings, self.shard = data, settings, shard
+        # Each process gets the cores Ray reserved for it; torch's default (all cores) would oversubscribe.
+        torch.set_num_threads(max(1, int(settings.cpus)))
+        self.device = assigned_device()
+        self.node = ray.util.get_node_ip_address() if ray.is_initialized() else "local"
+        self.node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+        self.gpu_ids = [str(g) for g in ray.get_gpu_ids()] if ray.is_initialized() else []
+        check_storage_visible(settings.storage_marker, self.node)
+        self.families = user_families(settings, self.node)
+        self.staged = DeviceData.stage(data, self.device)
+        self.objective = Objective(data.objective)
+        self.trial = None
+
+    def start(self, config: dict[str, Any]) -> None:
+        """Builds the trial of a Tune config, seeded: every worker of a group builds the same weights and order."""
+        trial = TrialConfig.from_tune(config)
+        self.trial = build_trial(
+            trial, self.data.spec, self.device, seed=trial.seed(self.settings.seed), max_epochs=self.settings.max_epochs,
+            families=self.families,
+        )
+        if self.shard.size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.trial.train_model = DistributedDataParallel(self.trial.model, device_ids=ids)
+            # Same weights and shuffle on every worker, but each its own dropout masks for its own shard.
+            torch.manual_seed(trial.seed(self.settings.seed) + self.shard.rank)
+
+    def epoch(self) -> dict[str, Any] | None:
+        """Trains and validates one epoch; the result with where it ran (None on a group's other ranks)."""
+        try:
+            result = run_epoch(self.trial, self.staged, self.objective, self.settings.metric,
+                               max_steps=self.settings.steps_per_epoch, shard=self.shard)
+        except torch.cuda.OutOfMemoryError as exc:
+            # Named for what it is: the trial's summary line then says why, instead of a CUDA stack.
+            raise RuntimeError(
+                f"GPU out of memory on {self.device} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}): "
+                f"lower batch_size or hidden_size, or give each trial a larger GPU share (resources.gpu): {exc}"
+            ) from exc
+        if result is None:
+            return None
+        result[C.NODE] = self.node
+        result[C.NODE_ID] = self.node_id
+        result[C.GPU_IDS] = ",".join(self.gpu_ids)
+        result[C.DEVICE] = f"{self.device}" + (f" ({os.environ.get('CUDA_VISIBLE_DEVICES')})" if self.device.type == "cuda" else "")
+        result[C.WORLD_SIZE] = self.shard.size
+        return result
+
+    def state(self) -> dict[str, Any]:
+        return self.trial.state_dict()
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.trial.load_state_dict(state)
