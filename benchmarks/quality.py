@@ -125,8 +125,28 @@ def experiment(pairing: str, seed: int, args, storage: str) -> dict[str, Any]:
     }
 
 
-def run_search(raw: dict[str, Any], storage: Path) -> Curve:
-    """One search through the orchestrator's tuning path; its curve read back from the run directory."""
+def epoch_budget(budget: int):
+    """A Tune Stopper that ends the search once `budget` epochs (results) were reported: what a contender spends
+    beyond it is never counted, so it is not spent either."""
+    from ray.tune.stopper import Stopper
+
+    class EpochBudget(Stopper):
+        def __init__(self):
+            self.spent = 0
+
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            self.spent += 1
+            return False
+
+        def stop_all(self) -> bool:
+            return self.spent >= budget
+
+    return EpochBudget()
+
+
+def run_search(raw: dict[str, Any], storage: Path, budget: int) -> Curve:
+    """One search through the orchestrator's tuning path, ended at the epoch budget; its curve read back from the
+    run directory."""
     from orchestrator import results as R
     from orchestrator import tuning
     from orchestrator.config import Experiment, check_space, parse_config
@@ -136,7 +156,7 @@ def run_search(raw: dict[str, Any], storage: Path) -> Curve:
     config = parse_config(raw, str(file))
     p = prepare(Experiment(config, check_space(config, file), file))
     metric = p.metric
-    setup = tuning.build_tuner(p, str(storage))
+    setup = tuning.build_tuner(p, str(storage), stopper=epoch_budget(budget))
     with contextlib.redirect_stdout(io.StringIO()):  # the per-trial progress lines are not the point here
         setup.tuner.fit()
     epochs, seconds, best = [], [], []
@@ -261,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="quality-") as storage:
         for seed in range(args.seeds):
             for pairing in contenders:
-                curve = run_search(experiment(pairing, seed, args, storage), Path(storage))
+                curve = run_search(experiment(pairing, seed, args, storage), Path(storage), budget)
                 curves[pairing].append(curve)
                 print(f"seed {seed} {pairing_label(pairing)}: {curve.epochs[-1] if curve.epochs else 0} epochs, "
                       f"best at budget {curve.at_budget(budget):.3f}", flush=True)

@@ -108,14 +108,20 @@ def planned_trials(p: Prepared) -> int:
     return SEARCHERS[c.searcher].planned(p.exp.space, c.num_samples, c.seed)
 
 
-def run_config(p: Prepared, storage: str, callbacks: list):
+def run_config(p: Prepared, storage: str, callbacks: list, stopper=None):
+    """`stopper`: a Tune Stopper that may also end trials or the search (the quality study's epoch budget)."""
     from ray import tune
 
     config = p.exp.config
+    stop = {"training_iteration": config.scheduler.max_epochs}
+    if stopper is not None:
+        from ray.tune.stopper import CombinedStopper, MaximumIterationStopper
+
+        stop = CombinedStopper(MaximumIterationStopper(config.scheduler.max_epochs), stopper)
     return tune.RunConfig(
         name=config.name,
         storage_path=storage,
-        stop={"training_iteration": config.scheduler.max_epochs},
+        stop=stop,
         checkpoint_config=tune.CheckpointConfig(
             num_to_keep=config.checkpoint.keep,
             checkpoint_score_attribute=p.metric,
@@ -185,7 +191,7 @@ def search_alg_for(p: Prepared, num_trials: int, history: list = (), seed: int |
 
 
 def build_tuner(p: Prepared, storage: str, *, out=None, storage_marker: str | None = None, num_trials: int | None = None,
-                history: list = (), seed: int | None = None, curves: dict | None = None) -> TuneSetup:
+                history: list = (), seed: int | None = None, curves: dict | None = None, stopper=None) -> TuneSetup:
     """A Tuner for a new experiment: searcher x scheduler x resources, actors reused across trials.
 
     `num_trials`, `history`, `seed`, `curves`: an extension of a finished run (`orchestrator extend`) runs that
@@ -222,7 +228,7 @@ def build_tuner(p: Prepared, storage: str, *, out=None, storage_marker: str | No
             trial_name_creator=lambda trial: trial.trial_id,
         ),
         # SchedulerState: Tune restores callbacks but not the scheduler (orchestrator/scheduler_state.py).
-        run_config=run_config(p, storage, callbacks + [SchedulerState(scheduler)]),
+        run_config=run_config(p, storage, callbacks + [SchedulerState(scheduler)], stopper),
     )
     return TuneSetup(tuner, num_trials)
 
