@@ -285,13 +285,21 @@ def main(argv: list[str] | None = None) -> int:
                 curves[pairing].append(curve)
                 print(f"seed {seed} {pairing_label(pairing)}: {curve.epochs[-1] if curve.epochs else 0} epochs, "
                       f"best at budget {curve.at_budget(budget):.3f}", flush=True)
-    text, record = report(curves, budget, args)
+            # Written after every seed: a long study stopped early still leaves its finished seeds' table.
+            text, stem = write(curves, budget, args, contenders, time.perf_counter() - began)
+    print("\n" + text)
+    print(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.json')}")
+    return 0
+
+
+def write(curves: dict[str, list[Curve]], budget: int, args, contenders: list[str], elapsed: float) -> tuple[str, Path]:
+    """The study's table and record so far, as `<out>/quality-<task>[-pairings][-tag].md` and `.json`."""
     from benchmarks.harness import machine
 
+    text, record = report(curves, budget, args)
     info = machine()
-    text += (f"\n\nWhole study: {time.perf_counter() - began:.0f} s of wall time on {info['cpu']}, {info['cpus']} CPUs; "
+    text += (f"\n\nWhole study: {elapsed:.0f} s of wall time on {info['cpu']}, {info['cpus']} CPUs; "
              f"torch {info['torch']}, ray {info['ray']}, hyperopt {info['hyperopt']}.\n")
-    print("\n" + text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record.update(args={k: v for k, v in vars(args).items() if k != "out"}, machine=info, curves={s: [c.__dict__ for c in cs] for s, cs in curves.items()})
@@ -300,8 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                   + (f"-{args.tag}" if args.tag else ""))
     stem.with_suffix(".md").write_text(text)
     stem.with_suffix(".json").write_text(dump(_finite(record)))
-    print(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.json')}")
-    return 0
+    return text, stem
 
 
 if __name__ == "__main__":

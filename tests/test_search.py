@@ -168,6 +168,27 @@ def test_the_quality_benchmark_takes_every_valid_pairing_and_refuses_the_others(
     assert scheduler_options("median", Args) == {"kind": "median", "max_epochs": 6, "grace_period": 2}
 
 
+@pytest.mark.timeout(240)
+def test_the_quality_study_stops_searches_at_the_budget_and_varies_the_startup_fraction(tmp_path, ray_session, capsys):
+    """A tiny study: each contender's search ends once it has spent the budget (12 trials x 2 epochs would be 24
+    epochs; the budget is 2 x 2), and --startup-fraction changes the default rule's constant for the study."""
+    from benchmarks import quality
+    from orchestrator import searchers
+
+    before = searchers.STARTUP_FRACTION
+    try:
+        assert quality.main(["--task", "forecast", "--seeds", "1", "--random-trials", "2", "--max-epochs", "2", "--trials", "12",
+                             "--startup-fraction", "0.25", "--tag", "t", "--out", str(tmp_path)]) == 0
+    finally:
+        searchers.STARTUP_FRACTION = before
+    record = json.loads((tmp_path / "quality-forecast-t.json").read_text())
+    assert record["budget_epochs"] == 4 and record["args"]["startup_fraction"] == 0.25
+    spent = record["curves"]["hyperopt:asha"][0]["epochs"][-1]
+    assert 4 <= spent < 12, f"the search must end near its budget, not run all 12 trials: {spent} epochs"
+    text = (tmp_path / "quality-forecast-t.md").read_text()
+    assert "TPE's first 3 trials random" in text and "| hyperopt + asha |" in text
+
+
 def test_grid_searcher_repeats_the_grid_num_samples_times():
     """`num_samples` repeats the whole grid: the searcher proposes exactly the planned trials, then finishes."""
     from ray.tune.search import Searcher as TuneSearcher
