@@ -47,6 +47,9 @@ def header(exp, summary: str, run_dir: Path, num_trials: int, concurrency: int, 
         f"{concurrency} at once, {c.resources.cpu:g} CPU / {c.resources.gpu:g} GPU each" + (f" worker, {c.resources.workers} workers per trial" if c.resources.workers > 1 else ""),
         file=out,
     )
+    note = SCHEDULERS[c.scheduler.kind].concurrency_note(c.scheduler.model_dump(), concurrency)
+    if note:
+        print(f"  note: {note}", file=out)
     if c.resources.workers > 1:
         print(f"  data-parallel (DDP, {'nccl' if c.resources.gpu else 'gloo'}): each step trains batch_size x {c.resources.workers} "
               f"samples, batch_size on each worker", file=out)

@@ -8,6 +8,7 @@ builders, so validating a config stays fast.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Optional
 
@@ -113,6 +114,19 @@ def _pbt(opts: PbtOptions, space=None, searcher: str = ""):
     )
 
 
+def _hyperband_together(o: Mapping[str, Any]) -> int:
+    """Trials HyperBand's most aggressive bracket holds (Ray's n0 for s = s_max): they must all have started
+    before the first reaches its rung, or the bracket is halved with whatever trials it has so far."""
+    eta = o["reduction_factor"]
+    s_max_1 = int(round(math.log(o["max_epochs"]) / math.log(eta))) + 1
+    return math.ceil(eta ** (s_max_1 - 1))
+
+
+def _pbt_together(o: Mapping[str, Any]) -> int:
+    """Trials PBT needs running together so that its bottom and top quantiles hold one each."""
+    return math.ceil(1 / o["quantile_fraction"])
+
+
 @dataclass(frozen=True)
 class Scheduler:
     """A scheduler: its options model, how to build Ray's scheduler from them, and how to describe them.
@@ -136,6 +150,16 @@ class Scheduler:
     pairing_rule: str = ""
     problem: Callable[[Any], Optional[str]] = lambda space: None
     own_population: bool = False
+    # Trials that must run together for the scheduler to act at all (its options as a mapping); None: any number.
+    together: Optional[Callable[[Mapping[str, Any]], int]] = None
+
+    def concurrency_note(self, options: Mapping[str, Any], concurrency: int) -> Optional[str]:
+        """Why this scheduler would stop no trial at `concurrency` trials at once, or None."""
+        need = self.together(options) if self.together else 1
+        if concurrency >= need:
+            return None
+        return (f"{self.name} acts on {need} trials running together, but {concurrency} run at once (max_concurrent and the "
+                f"resources), so it stops or exploits no trial and runs like fifo; raise max_concurrent to {need}, or use asha")
 
 
 SCHEDULERS: dict[str, Scheduler] = {
@@ -152,6 +176,7 @@ SCHEDULERS: dict[str, Scheduler] = {
         "hyperband", HyperbandOptions, _hyperband,
         "synchronous HyperBand: brackets of successive halving, pausing trials at each rung (BOHB's scheduler)",
         lambda o: f"hyperband (max {o['max_epochs']} epochs, x{o['reduction_factor']:g})",
+        together=_hyperband_together,
     ),
     "median": Scheduler(
         "median", MedianOptions, _median,
@@ -166,6 +191,7 @@ SCHEDULERS: dict[str, Scheduler] = {
         pairing_rule="PBT draws its population at random and then evolves it itself; Ray refuses a searcher beside it",
         problem=_pbt_problem,
         own_population=True,
+        together=_pbt_together,
     ),
 }
 DEFAULT_SCHEDULER = "asha"

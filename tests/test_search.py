@@ -48,7 +48,28 @@ def test_searcher_and_scheduler_in_a_real_run(searcher, scheduler, tmp_path, ray
     assert main(["run", str(path)]) == 0
     trials = R.load_trials(tmp_path / "runs" / "s")
     assert len(trials) == 4 and all(t.rows for t in trials)
-    assert f"searcher {searcher} | scheduler {scheduler}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"searcher {searcher} | scheduler {scheduler}" in out
+    # max_epochs 3 at x3: HyperBand's largest bracket holds 3 trials, more than the 2 at once here
+    assert ("note: hyperband acts on 3 trials running together, but 2 run at once" in out) == (scheduler == "hyperband"), out
+
+
+def test_schedulers_that_act_on_trials_together_say_when_too_few_run_at_once():
+    """HyperBand halves a bracket once its trials all reached the rung, PBT ranks a running population: with
+    fewer trials at once they stop nothing (the quality study measured HyperBand and PBT equal to FIFO there)."""
+    from ray.tune.schedulers import HyperBandScheduler
+
+    from orchestrator.schedulers import SCHEDULERS
+
+    for max_t, eta in ((8, 3), (10, 3), (27, 3), (8, 2), (3, 3)):
+        ray_hb = HyperBandScheduler(max_t=max_t, reduction_factor=eta)
+        assert SCHEDULERS["hyperband"].together({"max_epochs": max_t, "reduction_factor": eta}) == ray_hb._get_n0(ray_hb._s_max_1 - 1)
+    hb = {"max_epochs": 8, "reduction_factor": 3}
+    assert "hyperband acts on 9 trials running together, but 2 run at once" in SCHEDULERS["hyperband"].concurrency_note(hb, 2)
+    assert SCHEDULERS["hyperband"].concurrency_note(hb, 9) is None
+    pbt = SCHEDULERS["pbt"].options(kind="pbt").model_dump()
+    assert "pbt acts on 4 trials" in SCHEDULERS["pbt"].concurrency_note(pbt, 3) and SCHEDULERS["pbt"].concurrency_note(pbt, 4) is None
+    assert SCHEDULERS["asha"].concurrency_note(SCHEDULERS["asha"].options(kind="asha").model_dump(), 1) is None
 
 
 @pytest.mark.timeout(180)
