@@ -40,6 +40,45 @@ def ctrl_c_when(proc: subprocess.Popen, ready: Callable[[], bool], wait: float =
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def last_rows(run_dir: Path) -> dict[str, dict]:
+    """Each trial folder's latest result row so far (a row being written is skipped), by folder name."""
+    import json
+
+    out = {}
+    for path in run_dir.glob("*/result.json") if run_dir.is_dir() else []:
+        lines = path.read_text().splitlines()
+        for line in reversed(lines):
+            try:
+                out[path.parent.name] = json.loads(line)
+                break
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+def kill_mid_trial(run_dir: Path, victim: Callable[[dict], int | None], first: int, last: int, wait: float = 300):
+    """Starts a thread that SIGKILLs a process of a trial once it has reported epoch `first` and not yet `last`:
+    `victim(row)` names the process from the trial's latest row (None: not yet). Returns (thread, record); the
+    record holds `trial`, `pid` and `at` (the epoch) once it has killed."""
+    import threading
+
+    killed: dict = {}
+
+    def watch():
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            for trial, row in last_rows(run_dir).items():
+                if first <= row.get("training_iteration", 0) < last and (pid := victim(row)):
+                    killed.update(trial=trial, pid=pid, at=row["training_iteration"])
+                    os.kill(pid, signal.SIGKILL)
+                    return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread, killed
+
+
 def kill_leftovers(tmp: str) -> None:
     """Kills Ray processes of a test cluster still alive after its shutdown (they name its private temp dir)."""
     for proc in Path("/proc").glob("[0-9]*"):

@@ -4,10 +4,6 @@ through the CLI with ASHA, a killed worker's trial resumed from its checkpoint, 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +14,8 @@ import yaml
 from orchestrator.config import TASK_OPTIONS
 from trainables import constants as C
 from trainables.tasks import TASKS
+
+from conftest import kill_mid_trial
 
 # Plain SGD without momentum or dropout: one step's weights are then a function of the gradient alone.
 SGD = {"arch": {"family": "mlp", "model": {"hidden_size": 32}}, "lr": 0.05, "batch_size": 16, "optimizer": "sgd", "momentum": 0.0}
@@ -153,22 +151,7 @@ def test_a_killed_worker_resumes_its_trial_from_the_checkpoint(tmp_path, ray_ses
     path = two_worker_experiment(tmp_path, searcher="random", num_samples=2, max_failures=2,
                                  scheduler={"kind": "fifo", "max_epochs": 5})
     run_dir = tmp_path / "runs" / "ddp"
-    killed: dict = {}
-
-    def kill_one_worker():
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not killed:
-            for d in (p for p in run_dir.glob("*") if p.is_dir()):
-                last = result_rows(d)[-1:] if (d / "result.json").is_file() else []
-                if last and 2 <= last[0]["training_iteration"] < 4 and worker_pids():
-                    pid = worker_pids()[-1]
-                    killed.update(trial=d.name, pid=pid, at=last[0]["training_iteration"])
-                    os.kill(pid, signal.SIGKILL)
-                    return
-            time.sleep(0.05)
-
-    killer = threading.Thread(target=kill_one_worker, daemon=True)
-    killer.start()
+    killer, killed = kill_mid_trial(run_dir, lambda row: (worker_pids() or [None])[-1], 2, 4)  # one of its DDP workers
     assert main(["run", str(path)]) == 0
     killer.join()
     assert killed, "no trial was caught mid-run"

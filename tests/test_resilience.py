@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import yaml
 from orchestrator import results as R
 from orchestrator.cli import main
 
-from conftest import ctrl_c_when
+from conftest import ctrl_c_when, kill_mid_trial
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -74,21 +73,7 @@ def write(tmp: Path, **changes) -> Path:
 def test_killed_worker_resumes_trial_from_checkpoint(tmp_path, ray_session, capsys):
     path = write(tmp_path, num_samples=3, max_failures=2)
     run_dir = tmp_path / "runs" / "r"
-    killed: dict = {}
-
-    def kill_one_worker():
-        deadline = time.monotonic() + 200
-        while time.monotonic() < deadline and not killed:
-            for d in trial_dirs(run_dir):
-                last = rows(d)[-1:] or [{}]
-                if 2 <= last[0].get("training_iteration", 0) < 5:
-                    killed.update(trial=d.name, pid=last[0]["pid"], at=last[0]["training_iteration"])
-                    os.kill(last[0]["pid"], signal.SIGKILL)
-                    return
-            time.sleep(0.05)
-
-    killer = threading.Thread(target=kill_one_worker, daemon=True)
-    killer.start()
+    killer, killed = kill_mid_trial(run_dir, lambda row: row["pid"], 2, 5)  # the trial's own process
     assert main(["run", str(path)]) == 0
     killer.join()
     assert killed, "no trial was caught mid-run"
