@@ -123,8 +123,10 @@ def _fit_and_finish(setup, run_dir: Path, p: Prepared, out: TextIO, store: Stora
     if store is not None:  # the run is at the URI: mirror what the export and the summary read
         mirror_run(store, run_dir, p.metric, p.mode)
     # Tune's own SIGINT handler ends fit() early after saving the experiment state: trials it stopped are
-    # saved as unfinished, and a Ctrl-C between trials leaves trials the searcher has not proposed yet.
-    interrupted = R.unfinished_trials(run_dir)
+    # saved as unfinished, and a Ctrl-C between trials leaves trials the searcher has not proposed yet. A fit()
+    # that ended on its own has nothing to resume, whatever the saved state says: BOHB's HyperBand leaves the
+    # trials it paused at a rung and never resumed saved as PAUSED (they were stopped early).
+    interrupted = R.unfinished_trials(run_dir) if ctrl_c else []
     trials = R.load_trials(run_dir)
     not_started = max(0, setup.num_trials - len(trials)) if ctrl_c else 0
     exportable = any(t.best(p.metric, p.mode) is not None for t in trials)
