@@ -78,6 +78,10 @@ class Resumable:
             self.__dict__.update(_Unpickler(io.BytesIO(saved["state"]), self._arrived).load())
 
     def on_trial_add(self, tune_controller, trial: Trial):
+        if not trial.relative_logdir and trial.trial_dirname_creator is not None:
+            # Named again now that its config is resolved: Tune names a trial when it builds it, while a PBT
+            # population's configs are still placeholders (it would be `trial_<id>`, not `<family>_<id>`).
+            trial.custom_dirname = trial.trial_dirname_creator(trial)
         if self._saved is not None and trial.trial_id in self._saved["trials"]:
             self._arrived[trial.trial_id] = trial
             if len(self._arrived) == len(self._saved["trials"]):

@@ -88,6 +88,7 @@ def test_pbt_mutates_training_hyperparameters_and_shows_them(tmp_path, ray_sessi
             # result.json: the optimizer trained with each epoch's configured rate (the checkpoint's own was replaced)
             assert all(abs(r["lr"] - r["config"]["lr"]) <= 1e-12 * r["lr"] for r in trial.rows), [(r["lr"], r["config"]["lr"]) for r in trial.rows]
     assert mutated, "PBT mutated no trial's learning rate"
+    assert all(trial.path.name.startswith("mlp_") for trial in R.load_trials(tmp_path / "runs" / "s")), "trial directories: <family>_<id>"
     events = EventAccumulator(str(mutated[0].path)).Reload()
     assert "mutated/lr" in events.Tags()["scalars"]
 
