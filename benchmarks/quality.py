@@ -105,9 +105,48 @@ def scheduler_options(scheduler: str, args) -> dict[str, Any]:
     return {"kind": scheduler, **{k: v for k, v in wanted.items() if k in SCHEDULERS[scheduler].options.model_fields}}
 
 
+def _snap(domain: Any, value: Any) -> Any:
+    """`value` moved into `domain`: itself when the domain may give it, else the nearest value it may give
+    (a numeric choice's closest option, a non-numeric choice's first, a range's clipped and stepped value)."""
+    from search_spaces.domains import Choice, Domain, QUniform, RandInt
+    from search_spaces.points import within
+
+    if not isinstance(domain, Domain) or within(domain, value):
+        return value if isinstance(domain, Domain) else domain
+    if isinstance(domain, Choice):
+        numbers = [o for o in domain.options if isinstance(o, (int, float)) and not isinstance(o, bool)]
+        if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return min(numbers, key=lambda o: abs(o - value))
+        return domain.options[0]
+    if isinstance(domain, RandInt):
+        return int(min(max(value, domain.low), domain.high - 1))
+    if isinstance(domain, QUniform):
+        return domain.quantize(value)
+    return float(min(max(value, domain.low), domain.high))
+
+
+def family_defaults(space_name: str) -> list[dict[str, Any]]:
+    """One point per family of a bundled space (flat, as `points_to_evaluate` takes them): the family's own
+    constructor defaults and the training defaults (Adam, lr 1e-3, ...), each moved into the space where it
+    lies outside. A warm start many tools use (SMAC's default configuration, FLAML's starting point)."""
+    import dataclasses
+
+    from search_spaces import load_space
+    from trainables.models import MODELS
+    from trainables.trial import TrainConfig
+
+    space = load_space(space_name)
+    train = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    return [{"family": family,
+             **{k: _snap(d, MODELS[family].params()[k].default) for k, d in sub.items()},
+             **{k: _snap(d, train[k]) for k, d in space.train.items()}}
+            for family, sub in space.families.items()]
+
+
 def experiment(pairing: str, seed: int, args, storage: str) -> dict[str, Any]:
     searcher, scheduler = pairing.split(":")
     trials = args.random_trials if pairing == BASELINE else args.trials
+    points = family_defaults(TASKS[args.task][1]) if args.defaults_first and pairing != BASELINE else []
     return {
         "name": f"quality-{searcher}-{scheduler}-{seed}",
         "task": TASKS[args.task][0],
@@ -122,6 +161,7 @@ def experiment(pairing: str, seed: int, args, storage: str) -> dict[str, Any]:
         "seed": seed,
         "storage": storage,
         "max_failures": 0,
+        **({"points_to_evaluate": points} if points else {}),
     }
 
 
@@ -217,7 +257,8 @@ def report(curves: dict[str, list[Curve]], budget: int, args) -> tuple[str, dict
         f"{title}, bundled `{space}` space, {len(curves[BASELINE])} seeds; budget {budget} epochs "
         f"(random search: {args.random_trials} trials × {args.max_epochs} epochs; each pairing: up to {args.trials} trials, "
         f"grace {args.grace_period}, ×{args.reduction_factor} where its scheduler takes them, TPE's first "
-        f"{searchers.hyperopt_startup_trials(args.trials)} trials random, cut off at the budget); one trial at a time.",
+        f"{searchers.hyperopt_startup_trials(args.trials)} trials random, cut off at the budget"
+        + ("; each pairing first runs every family's default configuration" if args.defaults_first else "") + "); one trial at a time.",
         f"Target: random search's median best {metric} at the budget = {target:.3f}.",
         "",
         f"| pairing | best {metric} at the budget: median (range) | epochs to reach the target: median (range) | training seconds to reach it |",
@@ -263,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reduction-factor", type=int, default=2)
     p.add_argument("--startup-fraction", type=float, default=None,
                    help="random trials before TPE models, as a fraction of --trials (default: the orchestrator's own)")
+    p.add_argument("--defaults-first", action="store_true",
+                   help="each contender first runs every family's default configuration (`family_defaults`), and learns from it")
     p.add_argument("--tag", default="", help="added to the result files' names, to keep a variant's study apart")
     p.add_argument("--out", default=str(RESULTS_DIR))
     args = p.parse_args(argv)

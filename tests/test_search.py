@@ -200,7 +200,7 @@ def test_the_quality_study_stops_searches_at_the_budget_and_varies_the_startup_f
     before = searchers.STARTUP_FRACTION
     try:
         assert quality.main(["--task", "forecast", "--seeds", "1", "--random-trials", "2", "--max-epochs", "2", "--trials", "12",
-                             "--startup-fraction", "0.25", "--tag", "t", "--out", str(tmp_path)]) == 0
+                             "--startup-fraction", "0.25", "--defaults-first", "--tag", "t", "--out", str(tmp_path)]) == 0
     finally:
         searchers.STARTUP_FRACTION = before
     record = json.loads((tmp_path / "quality-forecast-t.json").read_text())
@@ -209,6 +209,22 @@ def test_the_quality_study_stops_searches_at_the_budget_and_varies_the_startup_f
     assert 4 <= spent < 12, f"the search must end near its budget, not run all 12 trials: {spent} epochs"
     text = (tmp_path / "quality-forecast-t.md").read_text()
     assert "TPE's first 3 trials random" in text and "| hyperopt + asha |" in text
+    assert "each pairing first runs every family's default configuration" in text and record["args"]["defaults_first"]
+
+
+@pytest.mark.parametrize("name", ["forecast", "charlm", "tabular"])
+def test_the_quality_studys_family_defaults_are_points_of_the_bundled_space(name):
+    """--defaults-first: one point per family, the code's defaults moved into the space where they lie outside."""
+    from benchmarks.quality import family_defaults
+    from search_spaces import load_space
+    from search_spaces.points import parse_points
+
+    space = load_space(name)
+    points = family_defaults(name)
+    configs = parse_points(points, space, name)  # raises on a value outside the space
+    assert [p["family"] for p in points] == list(space.families) and len(configs) == len(points)
+    assert all(p["optimizer"] == "adam" and p["lr"] == 1e-3 for p in points)
+    assert all(p["weight_decay"] == space.train["weight_decay"].low for p in points)  # 0.0 is outside a log range
 
 
 def test_grid_searcher_repeats_the_grid_num_samples_times():
