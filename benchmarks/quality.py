@@ -111,8 +111,10 @@ def _snap(domain: Any, value: Any) -> Any:
     from search_spaces.domains import Choice, Domain, QUniform, RandInt
     from search_spaces.points import within
 
-    if not isinstance(domain, Domain) or within(domain, value):
-        return value if isinstance(domain, Domain) else domain
+    if not isinstance(domain, Domain):
+        return domain  # a constant of the space
+    if within(domain, value):
+        return value
     if isinstance(domain, Choice):
         numbers = [o for o in domain.options if isinstance(o, (int, float)) and not isinstance(o, bool)]
         if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
