@@ -101,7 +101,8 @@ def scheduler_options(scheduler: str, args) -> dict[str, Any]:
     """The benchmark's options for a scheduler (each takes only its own keys)."""
     from orchestrator.schedulers import SCHEDULERS
 
-    wanted = {"max_epochs": args.max_epochs, "grace_period": args.grace_period, "reduction_factor": args.reduction_factor}
+    wanted = {"max_epochs": args.max_epochs, "grace_period": args.grace_period, "reduction_factor": args.reduction_factor,
+              **({} if getattr(args, "promote", None) is None else {"promote": args.promote})}  # None: the scheduler's default
     return {"kind": scheduler, **{k: v for k, v in wanted.items() if k in SCHEDULERS[scheduler].options.model_fields}}
 
 
@@ -260,7 +261,9 @@ def report(curves: dict[str, list[Curve]], budget: int, args) -> tuple[str, dict
         f"(random search: {args.random_trials} trials × {args.max_epochs} epochs; each pairing: up to {args.trials} trials, "
         f"grace {args.grace_period}, ×{args.reduction_factor} where its scheduler takes them, TPE's first "
         f"{searchers.hyperopt_startup_trials(args.trials)} trials random, cut off at the budget"
-        + ("; each pairing first runs every family's default configuration" if args.defaults_first else "") + "); one trial at a time.",
+        + ("; each pairing first runs every family's default configuration" if args.defaults_first else "")
+        + {True: "; ASHA promotes (pauses trials at its rungs)", False: "; ASHA stops trials (no promotions)"}.get(getattr(args, "promote", None), "")
+        + "); one trial at a time.",
         f"Target: random search's median best {metric} at the budget = {target:.3f}.",
         "",
         f"| pairing | best {metric} at the budget: median (range) | epochs to reach the target: median (range) | training seconds to reach it |",
@@ -292,6 +295,21 @@ def dump(record: dict[str, Any]) -> str:
     return json.dumps(head, indent=2)[:-2] + ',\n  "curves": {\n' + curves + "\n  }\n}\n"
 
 
+def baseline_curves(path: str, args) -> list[Curve]:
+    """Random search's curves, seeds 0..args.seeds-1, from an earlier study's JSON record; refused (exit) when that
+    study's task, budget or seeds differ."""
+    record = json.loads(Path(path).read_text())
+    was = record.get("args", {})
+    for key in ("task", "random_trials", "max_epochs"):
+        if was.get(key) != getattr(args, key):
+            raise SystemExit(f"--baseline {path}: its {key} is {was.get(key)!r}, this study's is {getattr(args, key)!r}")
+    runs = record.get("curves", {}).get(BASELINE, [])
+    if len(runs) < args.seeds:
+        raise SystemExit(f"--baseline {path}: it holds {len(runs)} seed(s) of random search, this study needs {args.seeds}")
+    # The record writes infinity (no finite value yet) as null.
+    return [Curve(**{**run, "best": [math.inf if b is None else b for b in run["best"]]}) for run in runs[: args.seeds]]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n")[0])
     p.add_argument("--task", choices=sorted(TASKS), default="forecast")
@@ -306,8 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reduction-factor", type=int, default=2)
     p.add_argument("--startup-fraction", type=float, default=None,
                    help="random trials before TPE models, as a fraction of --trials (default: the orchestrator's own)")
+    p.add_argument("--promote", action=argparse.BooleanOptionalAction, default=None,
+                   help="ASHA pauses trials at its rungs and promotes the best (the paper's variant), or (--no-promote) stops "
+                        "them (Ray's); default: the orchestrator's default")
     p.add_argument("--defaults-first", action="store_true",
                    help="each contender first runs every family's default configuration (`family_defaults`), and learns from it")
+    p.add_argument("--baseline", metavar="JSON",
+                   help="take random search's curves from an earlier study's record (same task, budget and seeds) instead of "
+                        "running it again: one trial at a time with seeded trials, it repeats exactly")
     p.add_argument("--tag", default="", help="added to the result files' names, to keep a variant's study apart")
     p.add_argument("--out", default=str(RESULTS_DIR))
     args = p.parse_args(argv)
@@ -322,11 +346,15 @@ def main(argv: list[str] | None = None) -> int:
     budget = args.random_trials * args.max_epochs
     cluster.start_ray(None)
     curves: dict[str, list[Curve]] = {c: [] for c in contenders}
+    earlier = baseline_curves(args.baseline, args) if args.baseline else []
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="quality-") as storage:
         for seed in range(args.seeds):
             for pairing in contenders:
-                curve = run_search(experiment(pairing, seed, args, storage), Path(storage), budget)
+                if pairing == BASELINE and earlier:
+                    curve = earlier[seed]
+                else:
+                    curve = run_search(experiment(pairing, seed, args, storage), Path(storage), budget)
                 curves[pairing].append(curve)
                 print(f"seed {seed} {pairing_label(pairing)}: {curve.epochs[-1] if curve.epochs else 0} epochs, "
                       f"best at budget {curve.at_budget(budget):.3f}", flush=True)

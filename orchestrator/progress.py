@@ -1,6 +1,6 @@
 """A compact progress view, printed instead of Ray's raw log stream.
 
-One line per finished trial and a status line at most every `interval` seconds: trials running / done /
+One line per finished trial and a status line at most every `interval` seconds: trials running (paused) / done /
 stopped early / failed, the best so far with its family and key hyperparameters, elapsed time and an
 estimate of the time left. Plain lines (no cursor tricks) so it reads the same in a terminal, a CI log
 or a Ray Job's log.
@@ -37,6 +37,7 @@ class Progress(Callback):
         self.last_print = 0.0
         self.last: dict[str, dict] = {}  # trial_id -> last result
         self.running: set[str] = set()
+        self.paused: set[str] = set()  # waiting at a scheduler's rung (HyperBand, promoting ASHA), as of the last step
         self.done = self.early = self.failed = self.diverged = 0
         self.best: tuple[float, str, str] | None = None  # (value, trial_id, description)
         self.adopted: int | None = None  # trials that had ended before a resume; None until the first step
@@ -82,6 +83,7 @@ class Progress(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.running.discard(trial.trial_id)
+        self.paused.discard(trial.trial_id)
         result = self.last.get(trial.trial_id, {})
         epochs = result.get("training_iteration", 0)
         ended = R.ended_as(result, self.max_epochs)
@@ -101,6 +103,7 @@ class Progress(Callback):
         self._status()
 
     def on_step_end(self, iteration, trials, **info):
+        self.paused = {t.trial_id for t in trials if t.status == "PAUSED"}
         if time.monotonic() - self.last_print >= self.interval:
             self._status()
 
@@ -110,7 +113,7 @@ class Progress(Callback):
         finished = self.done + self.failed
         parts = [
             f"{finished}/{self.num_samples} trials",
-            f"{len(self.running)} running",
+            f"{len(self.running - self.paused)} running" + (f", {len(self.paused)} paused at a rung" if self.paused else ""),
             f"{self.done} done ({self.early} stopped early, {self.diverged} diverged)",
             f"{self.failed} failed",
         ]

@@ -21,6 +21,7 @@ from typing import Any, Optional
 from ray import cloudpickle
 from ray.tune import Callback
 from ray.tune.experiment import Trial
+from orchestrator.promotion import PromotingASHA, PromotionLimiter
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandForBOHB, HyperBandScheduler, MedianStoppingRule, PopulationBasedTraining
 
 _TRIAL = "trial"
@@ -61,6 +62,10 @@ class Resumable:
     def learn(self, history: list, mode: str) -> None:
         """What the scheduler takes from an extended run's earlier trials; most keep nothing across searches."""
 
+    def searcher_for(self, search_alg):
+        """The search algorithm this scheduler needs: the searcher itself, for all but the promoting ASHA."""
+        return search_alg
+
     def state(self) -> dict:
         buffer = io.BytesIO()
         pickler = _Pickler(buffer)
@@ -76,6 +81,10 @@ class Resumable:
         saved, self._saved = self._saved, None
         if saved is not None:
             self.__dict__.update(_Unpickler(io.BytesIO(saved["state"]), self._arrived).load())
+            self._loaded()
+
+    def _loaded(self) -> None:
+        """Called once a saved state is back, with the resumed run's trials in it."""
 
     def on_trial_add(self, tune_controller, trial: Trial):
         if not trial.relative_logdir and trial.trial_dirname_creator is not None:
@@ -115,6 +124,40 @@ class ResumableASHA(Resumable, ASHAScheduler):
             bracket = self._brackets[i % len(self._brackets)]
             for epoch, value in item.curve:
                 bracket.on_result(_Earlier(f"earlier-{i}"), epoch, sign * value)
+
+
+class ResumablePromotingASHA(Resumable, PromotingASHA):
+    """The promotion variant of ASHA (`orchestrator.promotion`), resumable: its trials paused at a rung stay
+    paused on resume (Tune makes every unfinished trial pending again, and would start them)."""
+
+    def state(self) -> dict:
+        return {**super().state(), "parked": sorted(self._parked)}
+
+    def on_trial_add(self, tune_controller, trial: Trial):
+        if self._saved is not None and trial.trial_id in self._saved.get("parked", ()):
+            trial.set_status(Trial.PAUSED)  # before Tune files it by status, right after this call
+        return super().on_trial_add(tune_controller, trial)
+
+    def searcher_for(self, search_alg):
+        return None if search_alg is None else PromotionLimiter(search_alg, self)
+
+    def _loaded(self) -> None:
+        # A trial that failed and is retried on resume (`resume_errored`) was off the books: it holds a worker again.
+        for trial in self._seen.values():
+            if trial.status == Trial.PENDING and trial.trial_id not in self._parked and trial not in self._queue:
+                self._active[trial.trial_id] = trial
+
+    def learn(self, history: list, mode: str) -> None:
+        """Records an extended run's earlier trials in the rungs, as trials already promoted: new trials rank
+        against them, and they take no promotion."""
+        sign = 1.0 if mode == "max" else -1.0
+        for i, item in enumerate(history):
+            curve = dict(item.curve)
+            for k, milestone in enumerate(self._milestones):
+                if milestone in curve:
+                    value = curve[milestone]
+                    self._rungs[k][f"earlier-{i}"] = sign * value if value == value else float("-inf")
+                    self._promoted[k].add(f"earlier-{i}")
 
 
 class ResumableFIFO(Resumable, FIFOScheduler):

@@ -27,6 +27,7 @@ class AshaOptions(SchedulerOptions):
     kind: Literal["asha"] = "asha"
     grace_period: int = Field(1, ge=1)
     reduction_factor: float = Field(2.0, gt=1)
+    promote: bool = Field(False, description="pause trials at each rung and promote the best (ASHA's paper), instead of stopping them (Ray's ASHA)")
 
     @model_validator(mode="after")
     def grace_within_max(self):
@@ -66,8 +67,10 @@ EPOCHS = "training_iteration"  # every scheduler counts time in epochs (one `ste
 
 
 def _asha(opts: AshaOptions, space=None, searcher: str = ""):
-    from orchestrator.scheduler_state import ResumableASHA
+    from orchestrator.scheduler_state import ResumableASHA, ResumablePromotingASHA
 
+    if opts.promote:
+        return ResumablePromotingASHA(EPOCHS, opts.max_epochs, opts.grace_period, opts.reduction_factor)
     return ResumableASHA(time_attr=EPOCHS, max_t=opts.max_epochs, grace_period=opts.grace_period, reduction_factor=opts.reduction_factor)
 
 
@@ -165,8 +168,10 @@ class Scheduler:
 SCHEDULERS: dict[str, Scheduler] = {
     "asha": Scheduler(
         "asha", AshaOptions, _asha,
-        "asynchronous successive halving: stops the worst trials at rungs grace_period * reduction_factor^k (default)",
-        lambda o: f"asha (max {o['max_epochs']} epochs, grace {o['grace_period']}, x{o['reduction_factor']:g})",
+        ("asynchronous successive halving: stops the worst trials at rungs grace_period * reduction_factor^k (default); "
+         "promote: true pauses every trial at the rungs and resumes the best"),
+        lambda o: (f"asha (max {o['max_epochs']} epochs, grace {o['grace_period']}, x{o['reduction_factor']:g}"
+                   + (", promoting" if o.get("promote") else "") + ")"),
     ),
     "fifo": Scheduler(
         "fifo", FifoOptions, _fifo, "no early stopping: every trial runs max_epochs",

@@ -212,6 +212,7 @@ def build_tuner(p: Prepared, storage: str, *, out=None, storage_marker: str | No
         if curves is not None and isinstance(callback, ExperimentTensorBoard):
             callback.set_state(curves)
     search_alg, param_space = search_alg_for(p, num_trials, history, seed)
+    search_alg = scheduler.searcher_for(search_alg)  # the promoting ASHA counts workers its own way
     tuner = tune.Tuner(
         trainable_for(config, p.data, p.metric, p.mode, storage_marker, models=p.exp.space.models),
         param_space=param_space,

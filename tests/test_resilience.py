@@ -136,29 +136,43 @@ ASHA_SEARCH = dict(num_samples=7, max_concurrent=1, scheduler={"kind": "asha", "
                                  "train": {"lr": {"loguniform": [1.0e-3, 3.0e-2]}, "batch_size": 32}})
 
 
+# The same with ASHA's promotion variant, whose trials pause at the rungs: a resume must keep the paused ones
+# paused (Tune makes every unfinished trial pending again) and the searcher's count of busy workers.
+PROMOTING_SEARCH = {**ASHA_SEARCH, "scheduler": {**ASHA_SEARCH["scheduler"], "promote": True}}
+SEARCHES = {"asha": ASHA_SEARCH, "promoting": PROMOTING_SEARCH}
+
+
 def trials_of(run_dir: Path) -> list[tuple]:
     """Each trial, in the order it started: its hyperparameters, and its metric per epoch (the last attempt's)."""
     return [(json.dumps(t.hparams(), sort_keys=True), [(r["training_iteration"], r["val_bpc"]) for r in t.rows])
             for t in R.load_trials(run_dir)]
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, ray_session) -> list[tuple]:
-    tmp = tmp_path_factory.mktemp("asha")
-    assert main(["run", str(write(tmp, **ASHA_SEARCH))]) == 0
+@pytest.fixture(scope="module", params=list(SEARCHES))
+def uninterrupted(request, tmp_path_factory, ray_session) -> tuple[str, list[tuple]]:
+    tmp = tmp_path_factory.mktemp(request.param)
+    assert main(["run", str(write(tmp, **SEARCHES[request.param]))]) == 0
     found = trials_of(tmp / "runs" / "r")
     assert len(found) == 7 and any(len(rows) < 4 for _, rows in found), "ASHA must stop some trials for the test to mean anything"
-    return found
+    if request.param == "promoting":
+        assert any(len(rows) > 1 for _, rows in found[:-1]), "a trial must be promoted for the test to mean anything"
+    return request.param, found
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("how", ["ctrl-c", "sigkill"])
 def test_an_interrupted_asha_search_resumes_to_the_same_trials(how, uninterrupted, tmp_path):
-    path = write(tmp_path, **ASHA_SEARCH)
+    search, uninterrupted = uninterrupted
+    path = write(tmp_path, **SEARCHES[search])
     run_dir = tmp_path / "runs" / "r"
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(path)], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    ready = lambda: len(saved_as_terminated(run_dir)) >= 3  # noqa: E731  (the rungs hold results by then)
+    # Interrupted once the rungs hold results: 3 trials finished (stopping ASHA), or a 4th trial started
+    # while earlier ones wait paused at a rung (promoting ASHA finishes trials late).
+    if search == "asha":
+        ready = lambda: len(saved_as_terminated(run_dir)) >= 3  # noqa: E731
+    else:
+        ready = lambda: len(trial_dirs(run_dir)) >= 4  # noqa: E731
     if how == "ctrl-c":
         out, _ = ctrl_c_when(proc, ready)
         assert proc.returncode == 130, out
@@ -172,6 +186,8 @@ def test_an_interrupted_asha_search_resumes_to_the_same_trials(how, uninterrupte
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert len(trials_of(run_dir)) < 7 or R.unfinished_trials(run_dir), "interrupted too late: nothing left to resume"
+    if search == "promoting":  # the state to resume holds trials waiting at a rung, which must stay paused
+        assert "PAUSED" in R.saved_statuses(run_dir).values(), R.saved_statuses(run_dir)
     finished_before = {d.name: rows(d) for d in trial_dirs(run_dir) if d.name.split("_", 1)[1] in saved_as_terminated(run_dir)}
     if how == "sigkill":
         assert not (run_dir / "best" / "model.pt").exists(), "killed before the end: no export yet"

@@ -54,6 +54,42 @@ def test_searcher_and_scheduler_in_a_real_run(searcher, scheduler, tmp_path, ray
     assert ("note: hyperband acts on 3 trials running together, but 2 run at once" in out) == (scheduler == "hyperband"), out
 
 
+@pytest.mark.timeout(240)
+def test_promoting_asha_pauses_trials_at_rungs_and_promotes_the_best_of_each(tmp_path, ray_session, capsys):
+    """`promote: true`: ASHA's paper variant. At one trial at a time the first trial pauses at its first rung
+    (Ray's stopping ASHA would run it to the end unchecked), later trials resume from their checkpoints, each
+    rung promotes at most ceil(n / reduction_factor) of the n trials that reached it, the best trial of every rung
+    is among them, and the searcher learned every trial's value at the first rung."""
+    import math
+
+    scheduler = {"kind": "asha", "max_epochs": 4, "grace_period": 1, "reduction_factor": 2, "promote": True}
+    path = experiment(tmp_path, searcher="hyperopt", num_samples=8, max_concurrent=1, scheduler=scheduler)
+    run_dir = tmp_path / "runs" / "s"
+    assert main(["run", str(path)]) == 0
+    assert "scheduler asha (max 4 epochs, grace 1, x2, promoting)" in capsys.readouterr().out
+    trials = R.load_trials(run_dir)
+    assert len(trials) == 8 and all(t.status(4) != R.UNFINISHED for t in trials)
+    epochs = {t.trial_id: len(t.rows) for t in trials}
+    assert set(epochs.values()) <= {1, 2, 4} and max(epochs.values()) == 4, epochs
+    order = [tid for _, tid in sorted((r["timestamp"], t.trial_id) for t in trials for r in t.rows)]  # whose epoch, in time
+    assert order[0] != order[1], f"the first trial must pause at its first rung: {order}"
+    resumed = [tid for tid in epochs if len(set(order[order.index(tid):len(order) - order[::-1].index(tid)])) > 1]
+    assert resumed, f"no trial resumed after another one ran: {order}"
+    for milestone in (1, 2):
+        reached = {t.trial_id: t.rows[milestone - 1]["val_rmse"] for t in trials if len(t.rows) >= milestone}
+        assert epochs[min(reached, key=reached.get)] > milestone, f"the best trial at epoch {milestone} was not promoted"
+        for trial in (t for t in trials if len(t.rows) > milestone):  # promoted while in the top ceil(n / 2) of the rung
+            resumed_at = trial.rows[milestone]["timestamp"]
+            so_far = sorted(t.rows[milestone - 1]["val_rmse"] for t in trials if len(t.rows) >= milestone
+                            and t.rows[milestone - 1]["timestamp"] < resumed_at)
+            assert so_far.index(trial.rows[milestone - 1]["val_rmse"]) < math.ceil(len(so_far) / 2), (milestone, trial.trial_id)
+    state = pickle.loads(sorted(run_dir.glob("searcher-state-*.pkl"))[-1].read_bytes())
+    assert state["told"] == set(epochs)
+    hyperopt = pickle.loads(state["inner"])
+    losses = sorted(t["result"]["loss"] for t in hyperopt["_hpopt_trials"].trials if t["result"].get("status") == "ok")
+    assert losses == sorted(t.rows[0]["val_rmse"] for t in trials)  # each at the first rung, whatever it reached later
+
+
 def test_schedulers_that_act_on_trials_together_say_when_too_few_run_at_once():
     """HyperBand halves a bracket once its trials all reached the rung, PBT ranks a running population: with
     fewer trials at once they stop nothing (the quality study measured HyperBand and PBT equal to FIFO there)."""
@@ -185,9 +221,10 @@ def test_the_quality_benchmark_takes_every_valid_pairing_and_refuses_the_others(
         pairings(["bohb:asha"])
 
     class Args:
-        max_epochs, grace_period, reduction_factor = 6, 2, 3
+        max_epochs, grace_period, reduction_factor, promote = 6, 2, 3, True
 
     assert scheduler_options("median", Args) == {"kind": "median", "max_epochs": 6, "grace_period": 2}
+    assert scheduler_options("asha", Args) == {"kind": "asha", "max_epochs": 6, "grace_period": 2, "reduction_factor": 3, "promote": True}
 
 
 @pytest.mark.timeout(240)
