@@ -3,6 +3,7 @@
     python -m benchmarks.quality --seeds 5                                  # TPE + ASHA (the default pairing)
     python -m benchmarks.quality --pairing optuna:asha --pairing bohb:hyperband --task tabular
     python -m benchmarks.quality --pairing all                              # every valid pairing
+    python -m benchmarks.quality --promote --baseline benchmarks/results/quality-forecast-pairings.json  # promoting ASHA; random search's curves reused
 
 Both strategies run through the orchestrator's own path (experiment config, searcher and scheduler
 registries, `tuning.build_tuner`, the one trainable) on a built-in task with its bundled space (four
@@ -344,9 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     from orchestrator import cluster
 
     budget = args.random_trials * args.max_epochs
+    earlier = baseline_curves(args.baseline, args) if args.baseline else []  # checked before Ray starts
     cluster.start_ray(None)
     curves: dict[str, list[Curve]] = {c: [] for c in contenders}
-    earlier = baseline_curves(args.baseline, args) if args.baseline else []
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="quality-") as storage:
         for seed in range(args.seeds):

@@ -142,7 +142,7 @@ def check_run_dir(run_dir: Path) -> Path:
 def load_trials(run_dir: Path) -> list[TrialRecord]:
     """Every trial directory under a run, in the order the trials started training."""
     found = []
-    statuses = saved_statuses(run_dir)
+    statuses = saved_statuses(run_dir, every_session=True)
     for params in Path(run_dir).glob("*/params.json"):
         tdir = params.parent
         try:
@@ -176,19 +176,24 @@ def unfinished_trials(run_dir: Path) -> list[str]:
     return [trial_id for trial_id, status in saved_statuses(run_dir).items() if status in ("PENDING", "RUNNING", "PAUSED")]
 
 
-def saved_statuses(run_dir: Path) -> dict[str, str]:
-    """{trial id: Tune's status (PENDING, RUNNING, PAUSED, TERMINATED, ERROR)} in the latest saved experiment state."""
+def saved_statuses(run_dir: Path, *, every_session: bool = False) -> dict[str, str]:
+    """{trial id: Tune's status (PENDING, RUNNING, PAUSED, TERMINATED, ERROR)} in the latest saved experiment state.
+
+    every_session: also the trials of earlier sessions' states that the latest does not hold (an extended
+    run's earlier trials: a trial a scheduler stopped while it was paused has no final result to say so).
+    """
     # By name, which carries the session's start time: Tune's final sync rewrites every state file at once,
     # so their modification times cannot tell the latest session.
     states = sorted(Path(run_dir).glob("experiment_state-*.json"))
-    if not states:
-        return {}
-    try:
-        state = json.loads(states[-1].read_text())
-    except json.JSONDecodeError:
-        return {}  # being rewritten by a running search: no status is known yet
-    trials = (json.loads(trial_json) for trial_json, _ in state.get("trial_data", []))
-    return {t.get("trial_id"): t.get("status") for t in trials}
+    found: dict[str, str] = {}
+    for path in states if every_session else states[-1:]:
+        try:
+            state = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue  # being rewritten by a running search: no status is known yet
+        trials = (json.loads(trial_json) for trial_json, _ in state.get("trial_data", []))
+        found.update({t.get("trial_id"): t.get("status") for t in trials})  # a later session's status wins
+    return found
 
 
 def read_experiment(run_dir: Path) -> dict[str, Any]:

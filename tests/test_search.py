@@ -4,6 +4,7 @@ searcher that has learned every earlier trial. (Refused pairings: tests/test_bad
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 from pathlib import Path
@@ -88,6 +89,22 @@ def test_promoting_asha_pauses_trials_at_rungs_and_promotes_the_best_of_each(tmp
     hyperopt = pickle.loads(state["inner"])
     losses = sorted(t["result"]["loss"] for t in hyperopt["_hpopt_trials"].trials if t["result"].get("status") == "ok")
     assert losses == sorted(t.rows[0]["val_rmse"] for t in trials)  # each at the first rung, whatever it reached later
+    stopped = {t.trial_id for t in trials if t.status(4) == R.STOPPED_EARLY}
+    assert stopped == {tid for tid, n in epochs.items() if n < 4}, "trials left paused at the end are stopped there"
+
+    # Extended: the new trials rank against the earlier ones in the rungs, and the earlier ones keep their status.
+    assert main(["extend", str(run_dir), "--trials", "2"]) == 0
+    callbacks = pickle.loads(sorted(run_dir.glob("callback-states-*.pkl"))[-1].read_bytes())
+    saved = next(v["scheduler"] for v in callbacks.values() if isinstance(v, dict) and "scheduler" in v)
+
+    class TrialsAsIds(pickle.Unpickler):  # the saved state names each Tune Trial by its id
+        def persistent_load(self, pid):
+            return pid[1]
+
+    rungs = TrialsAsIds(io.BytesIO(saved["state"])).load()["_rungs"]
+    assert sum(tid.startswith("earlier-") for tid in rungs[0]) == 8 and len(rungs[0]) == 10
+    after = R.load_trials(run_dir)
+    assert len(after) == 10 and {t.trial_id for t in after if t.status(4) == R.STOPPED_EARLY} >= stopped
 
 
 def test_schedulers_that_act_on_trials_together_say_when_too_few_run_at_once():
@@ -247,6 +264,17 @@ def test_the_quality_study_stops_searches_at_the_budget_and_varies_the_startup_f
     text = (tmp_path / "quality-forecast-t.md").read_text()
     assert "TPE's first 3 trials random" in text and "| hyperopt + asha |" in text
     assert "each pairing first runs every family's default configuration" in text and record["args"]["defaults_first"]
+
+    # --baseline: random search's curves taken from that record (not run again), with promoting ASHA as the contender;
+    # a record of another budget is refused.
+    assert quality.main(["--task", "forecast", "--seeds", "1", "--random-trials", "2", "--max-epochs", "2", "--trials", "12",
+                         "--promote", "--baseline", str(tmp_path / "quality-forecast-t.json"), "--tag", "b", "--out", str(tmp_path)]) == 0
+    again = json.loads((tmp_path / "quality-forecast-b.json").read_text())
+    assert again["curves"]["random:fifo"] == record["curves"]["random:fifo"] and again["args"]["promote"] is True
+    assert "ASHA promotes" in (tmp_path / "quality-forecast-b.md").read_text()
+    with pytest.raises(SystemExit, match="its max_epochs is 2, this study's is 3"):
+        quality.main(["--task", "forecast", "--seeds", "1", "--random-trials", "2", "--max-epochs", "3",
+                      "--baseline", str(tmp_path / "quality-forecast-t.json"), "--out", str(tmp_path)])
 
 
 @pytest.mark.parametrize("name", ["forecast", "charlm", "tabular"])
