@@ -201,7 +201,8 @@ def apply(p, began: float, concurrency: int):
     costs = {family: seconds / c.resources.workers for family, seconds in costs.items()}
     asha = c.scheduler.kind == "asha"
     chosen = plan(budget_s, costs, concurrency, spent_s=time.monotonic() - began, asha=asha)
-    sched = {"max_epochs": chosen.max_epochs, **({"grace_period": chosen.grace_period, "reduction_factor": chosen.reduction_factor} if asha else {})}
+    sched = {"max_epochs": chosen.max_epochs, **({"grace_period": chosen.grace_period, "reduction_factor": chosen.reduction_factor,
+                                                  "promote": c.scheduler.promote} if asha else {})}  # the user's variant kept
     scheduler = SCHEDULERS[c.scheduler.kind].options(kind=c.scheduler.kind, **sched)
     # Written to the run's experiment.yaml as a plan, not a budget: a resume continues this search.
     left = budget_s - (time.monotonic() - began) - EXPORT_S

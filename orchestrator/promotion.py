@@ -31,6 +31,8 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher as TuneSearcher
 
+from trainables import constants as C
+
 
 def milestones(grace_period: int, reduction_factor: float, max_t: int) -> list[int]:
     """The rungs' epochs: grace_period * reduction_factor^k below max_t (the last rung is max_t itself, where a
@@ -116,7 +118,7 @@ class PromotingASHA(FIFOScheduler):
 
     def _value(self, result: dict) -> float:
         value = result.get(self._metric)
-        if not isinstance(value, (int, float)) or math.isnan(value) or result.get("diverged"):
+        if not isinstance(value, (int, float)) or math.isnan(value) or result.get(C.DIVERGED):
             return -math.inf
         return self._metric_op * float(value)
 
@@ -181,12 +183,9 @@ class PromotingASHA(FIFOScheduler):
         self._ending = True
         self._fill()
         if not self._queue:
-            controller = getattr(tune_controller, "_tune_controller", tune_controller)  # past Tune's restricting wrapper
             for trial in list(self._parked.values()):
-                tune_controller.stop_trial(trial)  # calls on_trial_remove, which unparks it
-                # Tune saves a trial's new status only when marked; stopping a trial that has no actor does not
-                # mark it, and the run's saved state would keep it PAUSED (unfinished, to be resumed).
-                controller._mark_trial_to_checkpoint(trial)
+                # Calls on_trial_remove, which unparks it; its status is saved by `SchedulerState.on_step_end`.
+                tune_controller.stop_trial(trial)
             self._parked.clear()
 
     def debug_string(self) -> str:

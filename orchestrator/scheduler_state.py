@@ -58,6 +58,7 @@ class Resumable:
 
     _saved: Optional[dict] = None  # a state waiting for its trials to be added back
     _arrived: dict
+    _controller: Any = None  # Tune's controller as the hooks see it (never saved)
 
     def learn(self, history: list, mode: str) -> None:
         """What the scheduler takes from an extended run's earlier trials; most keep nothing across searches."""
@@ -69,7 +70,7 @@ class Resumable:
     def state(self) -> dict:
         buffer = io.BytesIO()
         pickler = _Pickler(buffer)
-        pickler.dump({k: v for k, v in self.__dict__.items() if k not in ("_saved", "_arrived")})
+        pickler.dump({k: v for k, v in self.__dict__.items() if k not in ("_saved", "_arrived", "_controller")})
         return {"state": buffer.getvalue(), "trials": sorted(pickler.trial_ids)}
 
     def load_state(self, state: dict) -> None:
@@ -86,7 +87,19 @@ class Resumable:
     def _loaded(self) -> None:
         """Called once a saved state is back, with the resumed run's trials in it."""
 
+    def save_final_statuses(self, trials) -> None:
+        """Has Tune save the status of every trial it ended. Tune saves a trial's new status only when it marks
+        the trial, and stopping a trial that has no actor (paused at a rung when the search ended: time budget,
+        HyperBand, the promoting ASHA) does not mark it: the run's saved state would hold it as PAUSED, unfinished."""
+        controller = getattr(self._controller, "_tune_controller", None)  # past Tune's restricting wrapper
+        if controller is None:
+            return
+        for trial in trials:
+            if trial.status == Trial.TERMINATED:
+                controller._mark_trial_to_checkpoint(trial)  # a set: cheap, and its saved JSON is rebuilt only if stale
+
     def on_trial_add(self, tune_controller, trial: Trial):
+        self._controller = tune_controller
         if not trial.relative_logdir and trial.trial_dirname_creator is not None:
             # Named again now that its config is resolved: Tune names a trial when it builds it, while a PBT
             # population's configs are still placeholders (it would be `trial_<id>`, not `<family>_<id>`).
@@ -100,6 +113,7 @@ class Resumable:
         return super().on_trial_add(tune_controller, trial)
 
     def choose_trial_to_run(self, tune_controller):
+        self._controller = tune_controller
         self._finish_loading()
         return super().choose_trial_to_run(tune_controller)
 
@@ -191,3 +205,7 @@ class SchedulerState(Callback):
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.scheduler.load_state(state["scheduler"])
+
+    def on_step_end(self, iteration: int, trials: list, **info) -> None:
+        # After the step that ended the search, before Tune saves its final state.
+        self.scheduler.save_final_statuses(trials)
