@@ -13,24 +13,22 @@ anything. The promotion variant decides at every rung from what the rung holds *
 - when the searcher has no new trial left, the rungs promote `ceil(n / reduction_factor)` (so the best trial
   of every rung reaches `max_epochs`), and the trials still paused after that are stopped where they are.
 
-The searcher learns each trial's value at the first rung, the one budget every trial reaches
-(`PromotionLimiter`): TPE models a single, comparable budget instead of a mix of paused and finished values.
-Tune counts paused trials as live towards `max_concurrent_trials`, which would deadlock a search that pauses
+The searcher learns each trial's value where the trial first stops running: the rung where it first pauses,
+or its end (`PromotionLimiter`). A searcher such as TPE learns from finished trials only; a paused trial is
+not finished until the search ends, so without this it would learn almost nothing. Tune counts paused trials as live towards `max_concurrent_trials`, which would deadlock a search that pauses
 its only trial; the limiter counts the trials that hold a worker, from the scheduler's own books.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import pickle
-import tempfile
 from typing import Optional
 
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher as TuneSearcher
 
+from orchestrator.warm_start import Wrapper
 from trainables import constants as C
 
 
@@ -78,9 +76,9 @@ class PromotingASHA(FIFOScheduler):
             self._metric_op = 1.0 if mode == "max" else -1.0
         return True
 
-    @property
-    def first_milestone(self) -> Optional[int]:
-        return self._milestones[0] if self._milestones else None
+    def paused(self, trial_id: str) -> bool:
+        """Whether the trial waits at a rung for a promotion."""
+        return trial_id in self._parked
 
     def busy(self) -> int:
         """Workers taken: trials running or pending, and promotions waiting to resume."""
@@ -193,10 +191,13 @@ class PromotingASHA(FIFOScheduler):
         return f"Promoting ASHA: rungs {rungs}; {len(self._parked)} paused, {len(self._queue)} to resume"
 
 
-class PromotionLimiter(TuneSearcher):
+class PromotionLimiter(Wrapper):
     """Wraps the search's searcher for `PromotingASHA`: suggests a trial only while a worker is free by the
-    scheduler's books (paused trials hold none), and teaches the wrapped searcher each trial's value at the
-    first rung, once (later results of a promoted trial are a different budget)."""
+    scheduler's books (paused trials hold none), and teaches the wrapped searcher each trial's value once,
+    where the trial first stops running: at the rung where it first pauses, or at its end (a trial promoted
+    at every rung it met is taught its final value, as under a stopping ASHA)."""
+
+    OWN = ("told",)
 
     def __init__(self, inner: TuneSearcher, scheduler: PromotingASHA):
         super().__init__(metric=inner.metric, mode=inner.mode)
@@ -221,8 +222,7 @@ class PromotionLimiter(TuneSearcher):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self.told:
             return
-        first = self.scheduler.first_milestone
-        if first is not None and result.get(self.scheduler._time_attr, 0) >= first:
+        if self.scheduler.paused(trial_id):  # Tune hands the searcher a result after the scheduler decided on it
             self.told.add(trial_id)
             self.inner.on_trial_complete(trial_id, result=result)
         else:
@@ -234,26 +234,3 @@ class PromotionLimiter(TuneSearcher):
         self.told.add(trial_id)
         self.inner.on_trial_complete(trial_id, result=result, error=error)
 
-    def __getattr__(self, name: str):
-        if name.startswith("__") or name in ("inner", "scheduler"):
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def save(self, checkpoint_path: str) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            inner_path = os.path.join(tmp, "inner.pkl")
-            self.inner.save(inner_path)
-            with open(inner_path, "rb") as f:
-                inner = f.read()
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump({"told": self.told, "inner": inner}, f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            state = pickle.load(f)
-        self.told = state["told"]
-        with tempfile.TemporaryDirectory() as tmp:
-            inner_path = os.path.join(tmp, "inner.pkl")
-            with open(inner_path, "wb") as f:
-                f.write(state["inner"])
-            self.inner.restore(inner_path)

@@ -29,9 +29,45 @@ class Evaluated:
     curve: tuple = ()  # (epoch, value) of each epoch it ran: what a scheduler's rungs record
 
 
-class WarmStart(TuneSearcher):
+class Wrapper(TuneSearcher):
+    """A searcher around another (`inner`): hooks it does not define reach the wrapped one, and its saved
+    state is the wrapped one's with the wrapper's own attributes (`OWN`) beside it."""
+
+    OWN: tuple[str, ...] = ()
+    inner: TuneSearcher
+
+    def __getattr__(self, name: str):
+        # Searcher-specific hooks a scheduler calls (HyperBandForBOHB's on_pause / on_unpause) reach the wrapped one.
+        if name.startswith("__") or name in ("inner", "OWN"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def save(self, checkpoint_path: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            inner_path = os.path.join(tmp, "inner.pkl")
+            self.inner.save(inner_path)
+            with open(inner_path, "rb") as f:
+                inner = f.read()
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({**{k: getattr(self, k) for k in self.OWN}, "inner": inner}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            state = pickle.load(f)
+        for k in self.OWN:
+            setattr(self, k, state[k])
+        with tempfile.TemporaryDirectory() as tmp:
+            inner_path = os.path.join(tmp, "inner.pkl")
+            with open(inner_path, "wb") as f:
+                f.write(state["inner"])
+            self.inner.restore(inner_path)
+
+
+class WarmStart(Wrapper):
     """Serves `points` first, then the wrapped searcher's suggestions; the wrapped searcher learns every
     point's result and, before its first suggestion, every `history` entry."""
+
+    OWN = ("points", "served", "learned")
 
     def __init__(self, inner: TuneSearcher, space, points: list[dict], history: list[Evaluated],
                  learn: Optional[Callable[..., None]], metric: str, mode: str):
@@ -72,31 +108,6 @@ class WarmStart(TuneSearcher):
         if result and not error and isinstance(result.get(self.metric), (int, float)):
             self._teach(Evaluated(config, float(result[self.metric]), int(result.get("training_iteration", 0))))
 
-    def __getattr__(self, name: str):
-        # Searcher-specific hooks a scheduler calls (HyperBandForBOHB's on_pause / on_unpause) reach the wrapped one.
-        if name.startswith("__") or name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def save(self, checkpoint_path: str) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            inner_path = os.path.join(tmp, "inner.pkl")
-            self.inner.save(inner_path)
-            with open(inner_path, "rb") as f:
-                inner = f.read()
-        state = {"points": self.points, "served": self.served, "learned": self.learned, "inner": inner}
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(state, f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            state = pickle.load(f)
-        self.points, self.served, self.learned = state["points"], state["served"], state["learned"]
-        with tempfile.TemporaryDirectory() as tmp:
-            inner_path = os.path.join(tmp, "inner.pkl")
-            with open(inner_path, "wb") as f:
-                f.write(state["inner"])
-            self.inner.restore(inner_path)
 
 
 def learn_hyperopt(searcher, space, item: Evaluated) -> None:

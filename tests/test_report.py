@@ -130,7 +130,9 @@ def test_importance_comes_from_fanova_over_the_shared_hyperparameters(run_dir, m
 def test_timeline_puts_trials_on_at_most_max_concurrent_slots(run_dir, model):
     tl = model["timeline"]
     trials = R.load_trials(run_dir)
-    assert sorted(b["trial_id"] for b in tl["bars"]) == sorted(t.trial_id for t in trials)  # one session each: no resume
+    # A bar per session: ASHA's promotions pause trials and resume them from their checkpoints (a new session).
+    assert sorted({b["trial_id"] for b in tl["bars"]}) == sorted(t.trial_id for t in trials)
+    assert len(tl["bars"]) == sum(len(sessions(t.rows)) for t in trials)
     assert 1 <= tl["slots"] <= CONCURRENT and tl["max_concurrent"] == CONCURRENT
     assert all(0 <= b["start"] < b["end"] for b in tl["bars"])
     for slot in range(tl["slots"]):

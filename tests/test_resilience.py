@@ -131,7 +131,8 @@ def test_trials_are_listed_in_the_order_they_started(tmp_path):
 # repeat exactly, so a search interrupted (Ctrl-C, or the driver SIGKILLed) and resumed must end with exactly
 # the trials of the uninterrupted one: the same configurations, epochs and values. Before the scheduler's
 # state was kept, ASHA's rungs started empty on resume and later trials ran more epochs than they should.
-ASHA_SEARCH = dict(num_samples=7, max_concurrent=1, scheduler={"kind": "asha", "max_epochs": 4, "grace_period": 1, "reduction_factor": 2},
+ASHA_SEARCH = dict(num_samples=7, max_concurrent=1, scheduler={"kind": "asha", "max_epochs": 4, "grace_period": 1, "reduction_factor": 2,
+                                                                "promote": False},
                    search_space={"families": {"gru": {"hidden_size": {"choice": [16, 32]}}, "mlp": {"hidden_size": {"choice": [32, 64]}}},
                                  "train": {"lr": {"loguniform": [1.0e-3, 3.0e-2]}, "batch_size": 32}})
 

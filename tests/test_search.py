@@ -59,8 +59,8 @@ def test_searcher_and_scheduler_in_a_real_run(searcher, scheduler, tmp_path, ray
 def test_promoting_asha_pauses_trials_at_rungs_and_promotes_the_best_of_each(tmp_path, ray_session, capsys):
     """`promote: true`: ASHA's paper variant. At one trial at a time the first trial pauses at its first rung
     (Ray's stopping ASHA would run it to the end unchecked), later trials resume from their checkpoints, each
-    rung promotes at most ceil(n / reduction_factor) of the n trials that reached it, the best trial of every rung
-    is among them, and the searcher learned every trial's value at the first rung."""
+    rung promotes only trials then among its top ceil(n / reduction_factor), the best trial of every rung is
+    among them, and the searcher learned every trial once, where it first stopped running."""
     import math
 
     scheduler = {"kind": "asha", "max_epochs": 4, "grace_period": 1, "reduction_factor": 2, "promote": True}
@@ -88,7 +88,12 @@ def test_promoting_asha_pauses_trials_at_rungs_and_promotes_the_best_of_each(tmp
     assert state["told"] == set(epochs)
     hyperopt = pickle.loads(state["inner"])
     losses = sorted(t["result"]["loss"] for t in hyperopt["_hpopt_trials"].trials if t["result"].get("status") == "ok")
-    assert losses == sorted(t.rows[0]["val_rmse"] for t in trials)  # each at the first rung, whatever it reached later
+    timeline = sorted((r["timestamp"], t.trial_id, r["val_rmse"]) for t in trials for r in t.rows)
+    first_stop = {}  # each trial's value where it first stopped running: paused at a rung, or ended
+    for (_, tid, value), after in zip(timeline, timeline[1:] + [(None, None, None)]):
+        if after[1] != tid:
+            first_stop.setdefault(tid, value)
+    assert losses == sorted(first_stop.values()), "the searcher learns each trial once, where it first stopped running"
     stopped = {t.trial_id for t in trials if t.status(4) == R.STOPPED_EARLY}
     assert stopped == {tid for tid, n in epochs.items() if n < 4}, "trials left paused at the end are stopped there"
 
@@ -148,7 +153,9 @@ def test_pbt_mutates_training_hyperparameters_and_shows_them(tmp_path, ray_sessi
 
 @pytest.mark.timeout(240)
 def test_points_run_first_and_extend_grows_the_search_with_the_searchers_history(tmp_path, ray_session, capsys):
-    path = experiment(tmp_path, searcher="optuna", points_to_evaluate=[POINT], max_concurrent=1)  # "first" is then exact
+    # "first" is then exact; Ray's stopping ASHA here (the promoting one's extension: the test above)
+    path = experiment(tmp_path, searcher="optuna", points_to_evaluate=[POINT], max_concurrent=1,
+                      scheduler={"kind": "asha", "max_epochs": 3, "promote": False})
     run_dir = tmp_path / "runs" / "s"
     assert main(["run", str(path)]) == 0
     first = started_configs(run_dir)[0]
