@@ -203,6 +203,14 @@ class ExperimentTensorBoard(Callback):
             self.best = float(value)
             self._log(trial, {best_key(self.metric): self.best})
 
+    def on_step_end(self, iteration, trials, **info):
+        # A trial paused at a rung (HyperBand, ASHA's promotions) runs no more; Tune has no callback for a pause,
+        # and starts the trial again (on_trial_start) when it resumes.
+        paused = [t for t in trials if t.status == "PAUSED" and t.trial_id in self.running]
+        if paused:
+            self.running.difference_update(t.trial_id for t in paused)
+            self._log_counts(paused[-1])
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.running.discard(trial.trial_id)
         self.completed.add(trial.trial_id)
