@@ -100,12 +100,6 @@ class Resumable:
 
     def on_trial_add(self, tune_controller, trial: Trial):
         self._controller = tune_controller
-        # Tune saves and restores its controller's pending decisions with the experiment: a trial interrupted
-        # while a PAUSE was pending (its checkpoint not yet written) would be paused again after its first
-        # result on resume, behind the back of a scheduler that had it running. Decisions start afresh.
-        controller = getattr(tune_controller, "_tune_controller", None)
-        for pending in (getattr(controller, "_cached_trial_decisions", {}), getattr(controller, "_queued_trial_decisions", {})):
-            pending.pop(trial.trial_id, None)
         if not trial.relative_logdir and trial.trial_dirname_creator is not None:
             # Named again now that its config is resolved: Tune names a trial when it builds it, while a PBT
             # population's configs are still placeholders (it would be `trial_<id>`, not `<family>_<id>`).
@@ -156,6 +150,12 @@ class ResumablePromotingASHA(Resumable, PromotingASHA):
     def on_trial_add(self, tune_controller, trial: Trial):
         if self._saved is not None and trial.trial_id in self._saved.get("parked", ()):
             trial.set_status(Trial.PAUSED)  # before Tune files it by status, right after this call
+            # Tune saves and restores its pending decisions with the experiment: a trial interrupted while its
+            # PAUSE was pending (its checkpoint being written) would be paused again after its first result
+            # once promoted, behind the back of a scheduler that has it running. It is paused already.
+            controller = getattr(tune_controller, "_tune_controller", None)
+            for pending in (getattr(controller, "_cached_trial_decisions", {}), getattr(controller, "_queued_trial_decisions", {})):
+                pending.pop(trial.trial_id, None)
         return super().on_trial_add(tune_controller, trial)
 
     def searcher_for(self, search_alg):
