@@ -15,8 +15,9 @@ anything. The promotion variant decides at every rung from what the rung holds *
 
 The searcher learns each trial's value where the trial first stops running: the rung where it first pauses,
 or its end (`PromotionLimiter`). A searcher such as TPE learns from finished trials only; a paused trial is
-not finished until the search ends, so without this it would learn almost nothing. Tune counts paused trials as live towards `max_concurrent_trials`, which would deadlock a search that pauses
-its only trial; the limiter counts the trials that hold a worker, from the scheduler's own books.
+not finished until the search ends, so without this it would learn almost nothing. Tune counts paused
+trials as live towards `max_concurrent_trials`, which would deadlock a search that pauses its only trial;
+the limiter counts the trials that hold a worker, from the scheduler's own books.
 """
 
 from __future__ import annotations
