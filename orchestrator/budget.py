@@ -52,12 +52,15 @@ def clock_text(seconds: float) -> str:
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
-def rungs(max_epochs: int, grace_period: int, reduction_factor: int) -> list[int]:
-    """The epochs at which ASHA compares trials, max_epochs included (its rule: grace * rf^k below max_t)."""
-    out, r = [], grace_period
-    while r < max_epochs:
-        out.append(r)
-        r *= reduction_factor
+def rungs(max_epochs: int, grace_period: int, reduction_factor: float) -> list[int]:
+    """The epochs at which ASHA compares trials, max_epochs included (its rule: grace * rf^k below max_t; a
+    fractional factor's rungs rounded up to whole epochs)."""
+    out: list[int] = []
+    k = 0
+    while (r := math.ceil(grace_period * reduction_factor**k - 1e-9)) < max_epochs:
+        if not out or r > out[-1]:
+            out.append(r)
+        k += 1
     return out + [max_epochs]
 
 

@@ -29,22 +29,9 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher as TuneSearcher
 
+from orchestrator.budget import rungs
 from orchestrator.warm_start import Wrapper
 from trainables import constants as C
-
-
-def milestones(grace_period: int, reduction_factor: float, max_t: int) -> list[int]:
-    """The rungs' epochs: grace_period * reduction_factor^k below max_t (the last rung is max_t itself, where a
-    trial ends)."""
-    out: list[int] = []
-    k = 0
-    while True:
-        m = math.ceil(grace_period * reduction_factor ** k - 1e-9)
-        if m >= max_t:
-            return out
-        if not out or m > out[-1]:
-            out.append(m)
-        k += 1
 
 
 class PromotingASHA(FIFOScheduler):
@@ -56,7 +43,7 @@ class PromotingASHA(FIFOScheduler):
     def __init__(self, time_attr: str, max_t: int, grace_period: int, reduction_factor: float):
         super().__init__()
         self._time_attr, self._max_t, self._eta = time_attr, max_t, float(reduction_factor)
-        self._milestones = milestones(grace_period, reduction_factor, max_t)
+        self._milestones = rungs(max_t, grace_period, reduction_factor)[:-1]  # max_t itself ends a trial
         self._rungs: list[dict[str, float]] = [{} for _ in self._milestones]  # trial id -> signed value (higher is better)
         self._promoted: list[set[str]] = [set() for _ in self._milestones]
         self._next: dict[str, int] = {}  # trial id -> index of the next rung it will reach

@@ -21,8 +21,9 @@ from typing import Any, Optional
 from ray import cloudpickle
 from ray.tune import Callback
 from ray.tune.experiment import Trial
-from orchestrator.promotion import PromotingASHA, PromotionLimiter
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandForBOHB, HyperBandScheduler, MedianStoppingRule, PopulationBasedTraining
+
+from orchestrator.promotion import PromotingASHA, PromotionLimiter
 
 _TRIAL = "trial"
 
@@ -59,6 +60,7 @@ class Resumable:
     _saved: Optional[dict] = None  # a state waiting for its trials to be added back
     _arrived: dict
     _controller: Any = None  # Tune's controller as the hooks see it (never saved)
+    _ended: frozenset = frozenset()  # trials whose final status Tune was told to save (never saved)
 
     def learn(self, history: list, mode: str) -> None:
         """What the scheduler takes from an extended run's earlier trials; most keep nothing across searches."""
@@ -70,7 +72,7 @@ class Resumable:
     def state(self) -> dict:
         buffer = io.BytesIO()
         pickler = _Pickler(buffer)
-        pickler.dump({k: v for k, v in self.__dict__.items() if k not in ("_saved", "_arrived", "_controller")})
+        pickler.dump({k: v for k, v in self.__dict__.items() if k not in ("_saved", "_arrived", "_controller", "_ended")})
         return {"state": buffer.getvalue(), "trials": sorted(pickler.trial_ids)}
 
     def load_state(self, state: dict) -> None:
@@ -94,9 +96,11 @@ class Resumable:
         controller = getattr(self._controller, "_tune_controller", None)  # past Tune's restricting wrapper
         if controller is None:
             return
-        for trial in trials:
-            if trial.status == Trial.TERMINATED:
-                controller._mark_trial_to_checkpoint(trial)  # a set: cheap, and its saved JSON is rebuilt only if stale
+        ended = {t for t in trials if t.status == Trial.TERMINATED and t.trial_id not in self._ended}
+        for trial in ended:  # once each: a trial does not leave TERMINATED
+            controller._mark_trial_to_checkpoint(trial)
+        if ended:
+            self._ended = self._ended | {t.trial_id for t in ended}
 
     def on_trial_add(self, tune_controller, trial: Trial):
         self._controller = tune_controller
