@@ -234,12 +234,15 @@ def report(curves: dict[str, list[Curve]], budget: int, args) -> tuple[str, dict
     from orchestrator import searchers
 
     _, space, metric, title = TASKS[args.task]
-    target = statistics.median(c.at_budget(budget) for c in curves[BASELINE])
+    target = getattr(args, "target", None)
+    if target is None:
+        target = statistics.median(c.at_budget(budget) for c in curves[BASELINE])
     # Random search ends at its median final metric by spending its whole budget, so its budget is "its time":
     # in epochs, and in training seconds (the epochs of small and large models cost different amounts).
     spent = statistics.median(c.at_budget_seconds(budget) for c in curves[BASELINE])
     rows, verdicts = [], []
-    record: dict[str, Any] = {"budget_epochs": budget, "target": target, "random_budget_seconds": spent, "pairings": {}}
+    record: dict[str, Any] = {"budget_epochs": budget, "target": target, "target_pool": getattr(args, "target_pool", None),
+                              "random_budget_seconds": spent, "pairings": {}}
     for pairing, runs in curves.items():
         finals = [c.at_budget(budget) for c in runs]
         reach = [c.to_reach(target, budget) for c in runs]
@@ -265,7 +268,9 @@ def report(curves: dict[str, list[Curve]], budget: int, args) -> tuple[str, dict
         + ("; each pairing first runs every family's default configuration" if args.defaults_first else "")
         + {True: "; ASHA promotes (pauses trials at its rungs)", False: "; ASHA stops trials (no promotions)"}.get(getattr(args, "promote", None), "")
         + "); one trial at a time.",
-        f"Target: random search's median best {metric} at the budget = {target:.3f}.",
+        f"Target: random search's median best {metric} at the budget = {target:.3f}"
+        + (f" (estimated from the {Path(args.target_pool).name} pool of random configurations' curves)."
+           if getattr(args, "target_pool", None) else f" (the median of these {len(curves[BASELINE])} searches)."),
         "",
         f"| pairing | best {metric} at the budget: median (range) | epochs to reach the target: median (range) | training seconds to reach it |",
         "|---|---|---|---|",
@@ -307,8 +312,21 @@ def baseline_curves(path: str, args) -> list[Curve]:
     runs = record.get("curves", {}).get(BASELINE, [])
     if len(runs) < args.seeds:
         raise SystemExit(f"--baseline {path}: it holds {len(runs)} seed(s) of random search, this study needs {args.seeds}")
-    # The record writes infinity (no finite value yet) as null.
-    return [Curve(**{**run, "best": [math.inf if b is None else b for b in run["best"]]}) for run in runs[: args.seeds]]
+    return [_curve(run) for run in runs[: args.seeds]]
+
+
+def _curve(run: dict[str, Any]) -> Curve:
+    """A search's curve as a record holds it (which writes infinity, no finite value yet, as null)."""
+    return Curve(**{**run, "best": [math.inf if b is None else b for b in run["best"]]})
+
+
+def pool_target(path: str, args) -> float:
+    """Random search's median best at the budget, estimated from a pool of configurations' curves saved by
+    `benchmarks.bound`: far less noisy than the median of ten searches. Refused (exit) for another task or epochs."""
+    from benchmarks.bound import curves_of, estimate_target, read_pool
+
+    pool = read_pool(path, args.task, args.max_epochs, "--target-pool")
+    return estimate_target(curves_of(pool), args.random_trials)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,10 +351,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", metavar="JSON",
                    help="take random search's curves from an earlier study's record (same task, budget and seeds) instead of "
                         "running it again: one trial at a time with seeded trials, it repeats exactly")
+    p.add_argument("--target-pool", metavar="JSON",
+                   help="estimate the target from a pool of random configurations' curves (`python -m benchmarks.bound`): random "
+                        "search's median best for draws from it, instead of the median of --seeds searches")
+    p.add_argument("--rescore", metavar="JSON",
+                   help="print an earlier study's table again from its record's curves (with --target-pool: against that target); "
+                        "nothing runs and nothing is written")
     p.add_argument("--tag", default="", help="added to the result files' names, to keep a variant's study apart")
     p.add_argument("--out", default=str(RESULTS_DIR))
     args = p.parse_args(argv)
     from orchestrator import searchers
+
+    if args.rescore:
+        record = json.loads(Path(args.rescore).read_text())
+        for key in ("task", "seeds", "random_trials", "trials", "max_epochs", "grace_period", "reduction_factor", "startup_fraction",
+                    "defaults_first", "promote"):
+            setattr(args, key, record["args"].get(key))
+        args.target = pool_target(args.target_pool, args) if args.target_pool else None
+        curves = {name: [_curve(run) for run in runs] for name, runs in record["curves"].items()}
+        before = searchers.STARTUP_FRACTION
+        try:  # the table names the study's own start-up trials
+            searchers.STARTUP_FRACTION = args.startup_fraction or before
+            print(report(curves, record["budget_epochs"], args)[0])
+        finally:
+            searchers.STARTUP_FRACTION = before
+        return 0
+    args.target = pool_target(args.target_pool, args) if args.target_pool else None  # checked before Ray starts
 
     if args.startup_fraction is not None:  # the default rule's own constant: the searcher is built in this process
         searchers.STARTUP_FRACTION = args.startup_fraction

@@ -283,6 +283,19 @@ def test_the_quality_study_stops_searches_at_the_budget_and_varies_the_startup_f
         quality.main(["--task", "forecast", "--seeds", "1", "--random-trials", "2", "--max-epochs", "3",
                       "--baseline", str(tmp_path / "quality-forecast-t.json"), "--out", str(tmp_path)])
 
+    # --rescore: the record's table again, nothing run; with --target-pool, against random search's median best for
+    # draws from a pool (here of three configurations: two draws hold the best, 10.0, with probability 5/9).
+    pool = tmp_path / "pool.json"
+    pool.write_text(json.dumps({"task": "forecast", "max_epochs": 2, "pool": [{"curve": [30.0, 10.0]}, {"curve": [25.0, 20.0]},
+                                                                             {"curve": [40.0, None]}]}))
+    capsys.readouterr()
+    assert quality.main(["--rescore", str(tmp_path / "quality-forecast-b.json"), "--target-pool", str(pool)]) == 0
+    table = capsys.readouterr().out
+    assert "at the budget = 10.000 (estimated from the pool.json pool" in table and "| hyperopt + asha |" in table
+    assert not (tmp_path / "quality-forecast.json").exists()
+    with pytest.raises(SystemExit, match="--target-pool .*its task and epochs are 'forecast', 2; this study's are 'forecast', 3"):
+        quality.main(["--task", "forecast", "--max-epochs", "3", "--target-pool", str(pool), "--out", str(tmp_path)])
+
 
 @pytest.mark.parametrize("name", ["forecast", "charlm", "tabular"])
 def test_the_quality_studys_family_defaults_are_points_of_the_bundled_space(name):
@@ -313,3 +326,61 @@ def test_grid_searcher_repeats_the_grid_num_samples_times():
     configs = [searcher.suggest(str(i)) for i in range(planned)]
     assert planned == 3 * space.grid_size(0) and all(isinstance(c, dict) for c in configs)
     assert searcher.suggest("one-more") == TuneSearcher.FINISHED
+
+
+def test_the_bound_replays_the_orchestrators_promoting_asha_and_its_oracle_bounds_every_search():
+    """benchmarks/bound.py: searches replayed over given learning curves. With a known draw order the three searches
+    spend exactly what their rules say; over random draws the oracle never spends more than either other search."""
+    import random
+
+    from benchmarks import bound
+
+    bad, good = [9.0, 9.0, 9.0, 9.0], [5.0, 3.0, 1.0, 1.0]  # target 2: `good` reaches it at its third epoch
+
+    def draws(*curves):
+        order = iter(curves)
+        return lambda: next(order)
+
+    assert bound.random_search(draws(bad, bad, good), 2.0, 96) == 4 + 4 + 3
+    assert bound.oracle(draws(bad, bad, good), 2.0, 96) == 1 + 1 + 3
+    # PromotingASHA (grace 1, x2, rungs 1 and 2): the first `bad` pauses at rung 1; the second pauses too and
+    # the first is promoted to epoch 2, where it pauses; `good` ranks first at both rungs and runs on: 3 + 3.
+    assert bound.promoting_asha(draws(bad, bad, good), 2.0, 96, grace=1, factor=2, max_epochs=4) == 6
+    assert bound.promoting_asha(draws(bad, bad, good), 2.0, 5, grace=1, factor=2, max_epochs=4) == float("inf")  # over budget
+
+    # Random search's median best of k uniform draws, exact: one draw from ten is at best the 5th with probability
+    # 1/2; of two draws from four, the best is the 1st with probability 7/16 and at least the 2nd with 3/4.
+    assert bound.estimate_target([[float(v)] for v in range(10, 0, -1)], 1) == 5.0
+    assert bound.estimate_target([[4.0], [3.0], [2.0, 9.0], [1.0]], 2) == 2.0
+
+    pool = [bad, good, [8.0, 6.0, 4.0, 1.5], [7.0, 7.0, 7.0, 7.0], [6.0, 9.0, 2.0, 2.0]]
+    for n in range(200):
+        picks = [random.Random(n).choice(pool) for _ in range(200)]
+        lowest = bound.oracle(iter(picks).__next__, 2.0, 40)
+        assert lowest <= bound.random_search(iter(picks).__next__, 2.0, 40)
+        assert lowest <= bound.promoting_asha(iter(picks).__next__, 2.0, 40, grace=1, factor=2, max_epochs=4)
+
+
+@pytest.mark.timeout(180)
+def test_the_bound_trains_a_pool_through_the_orchestrator_and_replays_a_saved_one(tmp_path, ray_session):
+    from benchmarks import bound
+
+    assert bound.main(["--task", "forecast", "--pool", "3", "--max-epochs", "2", "--random-trials", "2", "--draws", "20",
+                       "--asha", "1:2", "--asha", "1:3", "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "pool-forecast.json").read_text())
+    assert len(saved["pool"]) == 3 and all(len(p["curve"]) == 2 and "lr" in p["config"] for p in saved["pool"])
+    record = json.loads((tmp_path / "bound-forecast.json").read_text())
+    assert record["target_source"] == "estimated from the pool" and record["pool_size"] == 3
+    assert set(record["searches"]) == {"random search (each configuration to the end)", "oracle scheduler (lower bound for a uniform sampler)",
+                                       "promoting ASHA, grace 1, ×2", "promoting ASHA, grace 1, ×3"}
+    # The target is the median best of 2 draws: every replay of random search reaches it within 4 epochs or never.
+    assert all(e is None or 1 <= e <= 4 for runs in record["searches"].values() for e in runs)
+
+    best = min(min(p["curve"]) for p in saved["pool"])
+    assert bound.main(["--task", "forecast", "--pool-file", str(tmp_path / "pool-forecast.json"), "--max-epochs", "2",
+                       "--random-trials", "2", "--draws", "20", "--target", str(best - 1), "--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "bound-forecast.json").read_text())
+    assert record["reaching_share"] == 0 and all(e is None for runs in record["searches"].values() for e in runs)
+    assert "0 of the pool's 3 configurations (0.0%) reach it" in (tmp_path / "bound-forecast.md").read_text()
+    with pytest.raises(SystemExit, match="its task and epochs are 'forecast', 2"):
+        bound.main(["--task", "forecast", "--pool-file", str(tmp_path / "pool-forecast.json"), "--out", str(tmp_path)])
