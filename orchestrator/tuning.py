@@ -138,6 +138,7 @@ def run_config(p: Prepared, storage: str, callbacks: list, stopper=None):
 def callbacks_for(p: Prepared, num_trials: int, out=None, storage: str | None = None) -> list:
     from orchestrator.loggers import RunInfo, tracker_callbacks
     from orchestrator.progress import Progress
+    from orchestrator.result_files import CsvProgress, JsonResults
     from orchestrator.tensorboard import ExperimentTensorBoard, TrialTensorBoard
 
     expected = p.plan.expected_s if p.plan is not None else None
@@ -145,7 +146,9 @@ def callbacks_for(p: Prepared, num_trials: int, out=None, storage: str | None = 
     # The experiment trackers (`loggers`) keep local stores in the run directory; a run stored at a URI has none here.
     run_dir = Path(storage) / p.exp.config.name if storage and "://" not in storage else None
     trackers = tracker_callbacks(p.exp.config.loggers, RunInfo(p.exp.config.name, run_dir))
-    return [progress, TrialTensorBoard(p.metric, p.mode, hparam_types(p.exp.space)), ExperimentTensorBoard(p.metric, p.mode), *trackers]
+    # JsonResults and CsvProgress stand in for Tune's own writers of result.json and progress.csv.
+    return [progress, JsonResults(), CsvProgress(), TrialTensorBoard(p.metric, p.mode, hparam_types(p.exp.space)),
+            ExperimentTensorBoard(p.metric, p.mode), *trackers]
 
 
 MEMBER = "member"  # a PBT trial's place in its population: the one key of its config Tune's grid enumerates
