@@ -47,7 +47,7 @@ Curve = list[float]  # one configuration's validation value after each epoch (in
 def collect_pool(task: str, size: int, max_epochs: int, seed: int) -> list[dict[str, Any]]:
     """`size` configurations of the task's bundled space, drawn by the random searcher with `seed` and each trained
     for `max_epochs` through the orchestrator's tuning path: [{"config", "curve", "epoch_seconds"}] in start order."""
-    from benchmarks.quality import experiment, run_search
+    from benchmarks.quality import experiment, row_value, run_search
     from orchestrator import cluster
     from orchestrator import results as R
 
@@ -59,7 +59,7 @@ def collect_pool(task: str, size: int, max_epochs: int, seed: int) -> list[dict[
         raw = experiment("random:fifo", seed, args, storage)
         run_search(raw, Path(storage), budget=size * max_epochs)
         trials = R.load_trials(Path(storage) / raw["name"])
-        return [{"config": t.config, "curve": [_finite(r.get(metric), r) for r in t.rows],
+        return [{"config": t.config, "curve": [row_value(r, metric) for r in t.rows],
                  "epoch_seconds": [r.get("epoch_time_s") for r in t.rows]} for t in trials]
 
 
@@ -74,13 +74,6 @@ def read_pool(path: str, task: str, max_epochs: int, option: str) -> list[dict[s
 
 def curves_of(pool: list[dict[str, Any]]) -> list[Curve]:
     return [[math.inf if v is None else float(v) for v in p["curve"]] for p in pool]
-
-
-def _finite(value: Any, row: dict) -> float:
-    """A validation value as the searches compare it: a diverged or missing one never counts as reached."""
-    if not isinstance(value, (int, float)) or math.isnan(value) or row.get("diverged"):
-        return math.inf
-    return float(value)
 
 
 # --- the replayed searches: each returns the epochs spent when the best so far first reached `target` (inf: not

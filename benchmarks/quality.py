@@ -188,6 +188,14 @@ def epoch_budget(budget: int):
     return EpochBudget()
 
 
+def row_value(row: dict[str, Any], metric: str) -> float:
+    """An epoch's validation value as a search counts it: a diverged, missing or non-finite one is infinity (never best)."""
+    value = row.get(metric)
+    if isinstance(value, (int, float)) and math.isfinite(value) and not row.get("diverged"):
+        return float(value)
+    return math.inf
+
+
 def run_search(raw: dict[str, Any], storage: Path, budget: int) -> Curve:
     """One search through the orchestrator's tuning path, ended at the epoch budget; its curve read back from the
     run directory."""
@@ -210,9 +218,7 @@ def run_search(raw: dict[str, Any], storage: Path, budget: int) -> Curve:
     for row in sorted((row for trial in trials for row in trial.rows), key=lambda row: row.get("timestamp", 0.0)):
         spent += 1
         compute += float(row.get("epoch_time_s", 0.0))
-        value = row.get(metric)
-        if isinstance(value, (int, float)) and math.isfinite(value) and not row.get("diverged"):
-            so_far = min(so_far, value)
+        so_far = min(so_far, row_value(row, metric))
         epochs.append(spent)
         seconds.append(compute)
         best.append(so_far)
@@ -362,12 +368,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from orchestrator import searchers
 
-    if args.rescore:
+    if args.rescore:  # the study as its record ran it
         record = json.loads(Path(args.rescore).read_text())
         for key in ("task", "seeds", "random_trials", "trials", "max_epochs", "grace_period", "reduction_factor", "startup_fraction",
                     "defaults_first", "promote"):
             setattr(args, key, record["args"].get(key))
-        args.target = pool_target(args.target_pool, args) if args.target_pool else None
+    args.target = pool_target(args.target_pool, args) if args.target_pool else None  # checked before Ray starts
+    if args.rescore:
         curves = {name: [_curve(run) for run in runs] for name, runs in record["curves"].items()}
         before = searchers.STARTUP_FRACTION
         try:  # the table names the study's own start-up trials
@@ -376,7 +383,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             searchers.STARTUP_FRACTION = before
         return 0
-    args.target = pool_target(args.target_pool, args) if args.target_pool else None  # checked before Ray starts
 
     if args.startup_fraction is not None:  # the default rule's own constant: the searcher is built in this process
         searchers.STARTUP_FRACTION = args.startup_fraction
