@@ -107,28 +107,6 @@ def scheduler_options(scheduler: str, args) -> dict[str, Any]:
     return {"kind": scheduler, **{k: v for k, v in wanted.items() if k in SCHEDULERS[scheduler].options.model_fields}}
 
 
-def _snap(domain: Any, value: Any) -> Any:
-    """`value` moved into `domain`: itself when the domain may give it, else the nearest value it may give
-    (a numeric choice's closest option, a non-numeric choice's first, a range's clipped and stepped value)."""
-    from search_spaces.domains import Choice, Domain, QUniform, RandInt
-    from search_spaces.points import within
-
-    if not isinstance(domain, Domain):
-        return domain  # a constant of the space
-    if within(domain, value):
-        return value
-    if isinstance(domain, Choice):
-        numbers = [o for o in domain.options if isinstance(o, (int, float)) and not isinstance(o, bool)]
-        if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return min(numbers, key=lambda o: abs(o - value))
-        return domain.options[0]
-    if isinstance(domain, RandInt):
-        return int(min(max(value, domain.low), domain.high - 1))
-    if isinstance(domain, QUniform):
-        return domain.quantize(value)
-    return float(min(max(value, domain.low), domain.high))
-
-
 def family_defaults(space_name: str) -> list[dict[str, Any]]:
     """One point per family of a bundled space (flat, as `points_to_evaluate` takes them): the family's own
     constructor defaults and the training defaults (Adam, lr 1e-3, ...), each moved into the space where it
@@ -136,21 +114,33 @@ def family_defaults(space_name: str) -> list[dict[str, Any]]:
     import dataclasses
 
     from search_spaces import load_space
+    from search_spaces.portfolio import snap
     from trainables.models import MODELS
     from trainables.trial import TrainConfig
 
     space = load_space(space_name)
     train = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     return [{"family": family,
-             **{k: _snap(d, MODELS[family].params()[k].default) for k, d in sub.items()},
-             **{k: _snap(d, train[k]) for k, d in space.train.items()}}
+             **{k: snap(d, MODELS[family].params()[k].default) for k, d in sub.items()},
+             **{k: snap(d, train[k]) for k, d in space.train.items()}}
             for family, sub in space.families.items()]
+
+
+def first_points(args) -> list[dict[str, Any]]:
+    """The flat points of `--points` (a JSON list, as `benchmarks.portfolio` writes them), or none."""
+    path = getattr(args, "points", None)
+    if not path:
+        return []
+    points = json.loads(Path(path).read_text())
+    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+        raise SystemExit(f"--points {path}: expected a JSON list of flat points (mappings of family and hyperparameters)")
+    return points
 
 
 def experiment(pairing: str, seed: int, args, storage: str) -> dict[str, Any]:
     searcher, scheduler = pairing.split(":")
     trials = args.random_trials if pairing == BASELINE else args.trials
-    points = family_defaults(TASKS[args.task][1]) if args.defaults_first and pairing != BASELINE else []
+    points = [] if pairing == BASELINE else family_defaults(TASKS[args.task][1]) if args.defaults_first else first_points(args)
     return {
         "name": f"quality-{searcher}-{scheduler}-{seed}",
         "task": TASKS[args.task][0],
@@ -166,6 +156,8 @@ def experiment(pairing: str, seed: int, args, storage: str) -> dict[str, Any]:
         "storage": storage,
         "max_failures": 0,
         **({"points_to_evaluate": points} if points else {}),
+        # Random search stays uniform; given points replace the shipped portfolio (a leave-one-task-out one is the honest test).
+        "warm_start": "portfolio" if pairing != BASELINE and not points and getattr(args, "warm_start", True) else "none",
     }
 
 
@@ -272,6 +264,8 @@ def report(curves: dict[str, list[Curve]], budget: int, args) -> tuple[str, dict
         f"grace {args.grace_period}, ×{args.reduction_factor} where its scheduler takes them, TPE's first "
         f"{searchers.hyperopt_startup_trials(args.trials)} trials random, cut off at the budget"
         + ("; each pairing first runs every family's default configuration" if args.defaults_first else "")
+        + (f"; each pairing first runs the {len(first_points(args))} points of {Path(args.points).name}" if getattr(args, "points", None)
+           else "; each pairing first runs the shipped portfolio" if getattr(args, "warm_start", False) and not args.defaults_first else "")
         + {True: "; ASHA promotes (pauses trials at its rungs)", False: "; ASHA stops trials (no promotions)"}.get(getattr(args, "promote", None), "")
         + "); one trial at a time.",
         f"Target: random search's median best {metric} at the budget = {target:.3f}"
@@ -354,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
                         "them (Ray's); default: the orchestrator's default")
     p.add_argument("--defaults-first", action="store_true",
                    help="each contender first runs every family's default configuration (`family_defaults`), and learns from it")
+    p.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=True,
+                   help="contenders run the shipped portfolio first (the orchestrator's default; learned on these very tasks, so "
+                        "judge it with --points and a leave-one-task-out portfolio); --no-warm-start: without it")
+    p.add_argument("--points", metavar="JSON",
+                   help="each contender first runs these flat points (a JSON list, e.g. a portfolio from `benchmarks.portfolio`), and learns from them")
     p.add_argument("--baseline", metavar="JSON",
                    help="take random search's curves from an earlier study's record (same task, budget and seeds) instead of "
                         "running it again: one trial at a time with seeded trials, it repeats exactly")
@@ -371,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rescore:  # the study as its record ran it
         record = json.loads(Path(args.rescore).read_text())
         for key in ("task", "seeds", "random_trials", "trials", "max_epochs", "grace_period", "reduction_factor", "startup_fraction",
-                    "defaults_first", "promote"):
+                    "defaults_first", "promote", "points", "warm_start"):
             setattr(args, key, record["args"].get(key))
     args.target = pool_target(args.target_pool, args) if args.target_pool else None  # checked before Ray starts
     if args.rescore:
@@ -388,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         searchers.STARTUP_FRACTION = args.startup_fraction
     args.startup_fraction = searchers.STARTUP_FRACTION
     contenders = [BASELINE, *[c for c in pairings(args.pairing or ["hyperopt:asha"]) if c != BASELINE]]
+    first_points(args)  # checked before Ray starts
     from orchestrator import cluster
 
     budget = args.random_trials * args.max_epochs

@@ -58,6 +58,9 @@ class ExperimentConfig(Strict):
     points_to_evaluate: list[dict[str, Any]] = Field(
         default_factory=list, description="flat configurations (family, hyperparameters) run first; the searcher learns from them")
     loggers: list[str] = Field(default_factory=list, description="experiment trackers, one run per trial: mlflow, wandb")
+    warm_start: Literal["portfolio", "none"] = Field(
+        "portfolio", description="portfolio: configurations that did well on the bundled tasks run first (after "
+                                 "points_to_evaluate), at most 4 and a quarter of the trials; none: the searcher's own from the start")
 
     @model_validator(mode="before")
     @classmethod
@@ -269,9 +272,11 @@ def check_space(config: ExperimentConfig, file: Path, label: Optional[str] = Non
 
 
 def check_points(config: ExperimentConfig, space, source) -> list[dict[str, Any]]:
-    """The experiment's points to evaluate as Tune configs, each checked against the space (key and rule named)."""
+    """The experiment's points to evaluate as Tune configs, each checked against the space (key and rule named),
+    followed by the warm start's portfolio points for the space (`search_spaces.portfolio`)."""
     from search_spaces import SpaceError
-    from search_spaces.points import parse_points
+    from search_spaces.points import parse_point, parse_points
+    from search_spaces.portfolio import portfolio_points, warm_start_size
 
     if config.points_to_evaluate and config.searcher == "grid":
         raise UserError(f"{source}: key 'points_to_evaluate': the grid searcher runs its own grid; give points to another searcher")
@@ -279,6 +284,9 @@ def check_points(config: ExperimentConfig, space, source) -> list[dict[str, Any]
         raise UserError(f"{source}: key 'points_to_evaluate': {len(config.points_to_evaluate)} points, but num_samples is "
                         f"{config.num_samples}: the points are trials of the search, so at most num_samples")
     try:
-        return parse_points(config.points_to_evaluate, space, str(source))
+        points = parse_points(config.points_to_evaluate, space, str(source))
     except SpaceError as exc:
         raise UserError(str(exc)) from None
+    size = warm_start_size(config.num_samples, len(points)) if config.warm_start == "portfolio" and config.searcher != "grid" else 0
+    # Moved into the space by construction, so a refusal here is our bug, not the user's: it is not caught.
+    return points + [parse_point(point, space, f"portfolio point {i}") for i, point in enumerate(portfolio_points(space, size) if size else [])]

@@ -35,6 +35,19 @@ def describe(config: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def first_trials(config, space) -> str:
+    """What runs before the searcher's own suggestions, in words ('' when nothing does)."""
+    from search_spaces.portfolio import portfolio_points, warm_start_size
+
+    given = len(config.points_to_evaluate)
+    size = warm_start_size(config.num_samples, given) if config.warm_start == "portfolio" and config.searcher != "grid" else 0
+    portfolio = len(portfolio_points(space, size)) if size else 0
+    parts = ([f"{given} point(s) of points_to_evaluate"] if given else []) + (
+        [f"{portfolio} from the warm start's portfolio (configurations that did well on the bundled tasks; `warm_start: none` "
+         "leaves them out)"] if portfolio else [])
+    return ", then ".join(parts) + (f", then the {config.searcher} searcher's own" if parts else "")
+
+
 def header(exp, summary: str, run_dir: Path, num_trials: int, concurrency: int, out: TextIO) -> None:
     """The lines printed before the search starts: data, search set-up, resources and where results go."""
     from orchestrator.schedulers import SCHEDULERS
@@ -50,6 +63,9 @@ def header(exp, summary: str, run_dir: Path, num_trials: int, concurrency: int, 
     note = SCHEDULERS[c.scheduler.kind].concurrency_note(c.scheduler.model_dump(), concurrency)
     if note:
         print(f"  note: {note}", file=out)
+    first = first_trials(c, exp.space)
+    if first:
+        print(f"  first: {first}", file=out)
     if c.resources.workers > 1:
         print(f"  data-parallel (DDP, {'nccl' if c.resources.gpu else 'gloo'}): each step trains batch_size x {c.resources.workers} "
               f"samples, batch_size on each worker", file=out)

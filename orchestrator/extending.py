@@ -77,8 +77,8 @@ def extend(run: str | Path, trials: int, *, address: str | None = None, out: Tex
         if status == 130:
             return status
     p = prepare(exp)
-    # The points were evaluated by the earlier search; the extension teaches them with the other trials.
-    p = replace(p, exp=replace(p.exp, config=config.model_copy(update={"points_to_evaluate": []})))
+    # The points and the portfolio were evaluated by the earlier search; the extension teaches them with the other trials.
+    p = replace(p, exp=replace(p.exp, config=config.model_copy(update={"points_to_evaluate": [], "warm_start": "none"})))
     history = earlier_trials(run_dir, p.metric)
     records = R.load_trials(run_dir)
     cluster.start_ray(address, imports=SEARCHERS[config.searcher].imports, py_modules=p.exp.space.model_files())

@@ -59,6 +59,7 @@ CASES = [
     ("point-outside-space", with_(search_space=POINTS_SPACE, points_to_evaluate=[{"hidden_size": 16, "lr": 0.5}]), [], ["points_to_evaluate[0].lr", "value 0.5", "outside the space"]),
     ("point-unknown-key", with_(search_space=POINTS_SPACE, points_to_evaluate=[{"hidden_size": 16, "lr": 0.005, "dropout": 0.1}]), [], ["points_to_evaluate[0]", "unknown key 'dropout'"]),
     ("point-missing-key", with_(search_space=POINTS_SPACE, points_to_evaluate=[{"model/hidden_size": 32}]), [], ["points_to_evaluate[0]", "key 'lr' is missing"]),
+    ("unknown-warm-start", with_(warm_start="defaults"), [], ["key 'warm_start'", "'defaults'", "'portfolio' or 'none'"]),
     ("more-points-than-trials", with_(search_space=POINTS_SPACE, points_to_evaluate=[{"hidden_size": 16, "lr": 0.005}] * 2), [], ["points_to_evaluate", "2 points", "num_samples is 1"]),
     ("unknown-family", with_(search_space={"families": {"lstn": {}}}), [], ["unknown model family 'lstn'", "gru, lstm, mlp, rnn"]),
     ("unknown-hparam", with_(search_space={"families": {"mlp": {"hiden": 3}}}), [], ["families.mlp.hiden", "hidden_size"]),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import pickle
 from pathlib import Path
 
@@ -64,7 +65,8 @@ def test_promoting_asha_pauses_trials_at_rungs_and_promotes_the_best_of_each(tmp
     import math
 
     scheduler = {"kind": "asha", "max_epochs": 4, "grace_period": 1, "reduction_factor": 2, "promote": True}
-    path = experiment(tmp_path, searcher="hyperopt", num_samples=8, max_concurrent=1, scheduler=scheduler)
+    # No warm start: the searcher's state is then HyperOpt's own (the warm start with promotions: further below).
+    path = experiment(tmp_path, searcher="hyperopt", num_samples=8, max_concurrent=1, scheduler=scheduler, warm_start="none")
     run_dir = tmp_path / "runs" / "s"
     assert main(["run", str(path)]) == 0
     assert "scheduler asha (max 4 epochs, grace 1, x2, promoting)" in capsys.readouterr().out
@@ -384,3 +386,104 @@ def test_the_bound_trains_a_pool_through_the_orchestrator_and_replays_a_saved_on
     assert "0 of the pool's 3 configurations (0.0%) reach it" in (tmp_path / "bound-forecast.md").read_text()
     with pytest.raises(SystemExit, match="its task and epochs are 'forecast', 2"):
         bound.main(["--task", "forecast", "--pool-file", str(tmp_path / "pool-forecast.json"), "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_the_warm_starts_portfolio_gives_every_bundled_space_points_of_its_own(name):
+    """The portfolio's points for a space are distinct points of that space (each passes as a point to evaluate);
+    a narrow space (the grid example's) can hold fewer."""
+    from search_spaces import load_space
+    from search_spaces.points import parse_point
+    from search_spaces.portfolio import portfolio_points
+
+    space = load_space(name)
+    points = portfolio_points(space, 4)
+    assert len(points) == (2 if name == "lstm_grid" else 4) and all(p["family"] in space.families for p in points)
+    for point in points:
+        parse_point(point, space, name)  # raises on a value outside the space
+    assert len({json.dumps(p, sort_keys=True) for p in points}) == len(points)
+
+
+def test_the_portfolio_is_chosen_greedily_sized_to_the_search_and_never_given_to_a_users_own_model():
+    from search_spaces import SearchSpace, load_space
+    from search_spaces.portfolio import into_space, load, portfolio_points, select, warm_start_size
+
+    # The second pick is the one that covers the task the first is weak on, not the best on average.
+    scores = [{"a": 0.0, "b": 0.9}, {"a": 0.4, "b": 0.4}, {"a": 0.9, "b": 0.0}, {"a": 0.1}]
+    assert select(scores, ["a", "b"], range(4), 2) == [1, 0]
+    assert select(scores, ["a", "b"], [0, 2, 3], 3) == [0, 2, 3]
+    assert [warm_start_size(n, given) for n, given in [(48, 0), (16, 0), (16, 1), (8, 1), (4, 1), (3, 0)]] == [4, 4, 3, 1, 0, 0]
+    # A family of the user's own class, even one named like a built-in, gets nothing; a space's constant stays.
+    mine = SearchSpace(families={"mlp": {"width": 3}}, train={"lr": 0.01}, source="mine", models={"mlp": "my_models.py:Net"})
+    assert portfolio_points(mine, 4) == []
+    fixed = SearchSpace(families={"mlp": {"hidden_size": 64}}, train={"lr": 0.01}, source="fixed")
+    mlp = next(c["point"] for c in load() if c["point"]["family"] == "mlp")
+    assert into_space(mlp, fixed) == {"family": "mlp", "hidden_size": 64, "lr": 0.01}
+    assert into_space(mlp, load_space("tabular"))["lr"] == mlp["lr"]
+
+
+def test_points_to_evaluate_come_first_then_the_portfolio_unless_warm_start_is_none(tmp_path):
+    from orchestrator.config import check_points, check_space, parse_config
+    from search_spaces.points import parse_point
+    from search_spaces.portfolio import portfolio_points
+
+    raw = {"task": {"kind": "forecast"}, "search_space": SPACE, "num_samples": 16, "points_to_evaluate": [POINT]}
+    file = tmp_path / "exp.yaml"
+    config = parse_config(raw, str(file))
+    space = check_space(config, file)
+    expected = [parse_point(POINT, space, "p"), *(parse_point(p, space, "p") for p in portfolio_points(space, 3))]
+    assert check_points(config, space, file) == expected and len(expected) == 4
+    assert check_points(parse_config({**raw, "warm_start": "none"}, str(file)), space, file) == expected[:1]
+    grid = parse_config({**raw, "searcher": "grid", "points_to_evaluate": []}, str(file))
+    assert check_points(grid, space, file) == []
+
+
+@pytest.mark.timeout(180)
+def test_a_search_runs_its_points_then_the_portfolio_then_its_searchers_own(tmp_path, ray_session, capsys):
+    from search_spaces import parse_space
+    from search_spaces.portfolio import portfolio_points
+
+    path = experiment(tmp_path, points_to_evaluate=[POINT], num_samples=6, max_concurrent=1, scheduler={"max_epochs": 2})
+    assert main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "first: 1 point(s) of points_to_evaluate, then 1 from the warm start's portfolio" in out, out
+    started = started_configs(tmp_path / "runs" / "s")
+    portfolio = portfolio_points(parse_space(SPACE, "inline"), 1)[0]
+    assert len(started) == 6
+    first, second = ({k.removeprefix("model/"): v for k, v in config.items()} for config in started[:2])
+    assert {k: first[k] for k in POINT} == POINT and {k: second[k] for k in portfolio} == portfolio
+    # Through the promoting ASHA's and the warm start's wrappers, HyperOpt learned every trial once.
+    state = pickle.loads(sorted((tmp_path / "runs" / "s").glob("searcher-state-*.pkl"))[-1].read_bytes())
+    while "inner" in state:
+        state = pickle.loads(state["inner"])
+    assert len([t for t in state["_hpopt_trials"].trials if t["result"].get("status") == "ok"]) == 6
+
+
+def test_the_shipped_portfolio_is_what_the_benchmark_computes_and_its_judgement_holds_each_task_out():
+    """search_spaces/portfolio.json is `benchmarks.portfolio --ship` over the committed measurements; the
+    leave-one-task-out portfolios the quality study ran hold no candidate of their held-out task, and are the
+    ones the committed measurements give."""
+    from benchmarks import portfolio as B
+    from benchmarks.quality import RESULTS_DIR, TASKS
+    from search_spaces import load_space
+    from search_spaces.portfolio import PORTFOLIO_FILE
+
+    cands, pool_bests = B.measurements(RESULTS_DIR, 8)
+    assert B.ship(cands, pool_bests, 8) == json.loads(PORTFOLIO_FILE.read_text())
+    for held in TASKS:
+        others = [t for t in TASKS if t != held]
+        chosen = B.select(cands, others, set(load_space(TASKS[held][1]).families), 4, pool_bests)
+        assert len(chosen) == 4 and all(cands[i]["source"] in others for i in chosen)
+        points = [B.into_space(cands[i]["point"], TASKS[held][1]) for i in chosen]
+        assert points == json.loads((RESULTS_DIR / f"portfolio-loto-{held}.json").read_text())
+
+
+@pytest.mark.timeout(180)
+def test_the_portfolio_benchmark_trains_given_points_through_the_orchestrator(ray_session):
+    from benchmarks import portfolio as B
+    from search_spaces import load_space
+    from search_spaces.portfolio import portfolio_points
+
+    points = portfolio_points(load_space("forecast"), 2)
+    curves = B.train_points("forecast", points, 2)
+    assert len(curves) == 2 and all(len(c) == 2 and all(math.isfinite(v) for v in c) for c in curves)
