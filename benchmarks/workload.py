@@ -143,6 +143,7 @@ def experiment(w: Workload, storage: str) -> dict[str, Any]:
         "seed": w.seed,
         "storage": storage,
         "max_failures": 0,
+        "warm_start": "none",  # the same trials as the other contenders: they have no portfolio to run first
     }
 
 

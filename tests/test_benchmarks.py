@@ -62,12 +62,14 @@ def test_harness_tiny_writes_a_complete_table(tmp_path):
 
 
 def test_the_orchestrator_contender_runs_a_valid_experiment(tmp_path):
-    from orchestrator.config import check_space, parse_config
+    """... with nothing run first that the other contenders would not run (no warm start)."""
+    from orchestrator.config import check_points, check_space, parse_config
 
     for size in SIZES.values():
         for work in ("search", "fixed"):
             config = parse_config(experiment(size.with_(work=work), str(tmp_path)), "benchmark")
-            check_space(config, tmp_path / "benchmark.yaml")
+            space = check_space(config, tmp_path / "benchmark.yaml")
+            assert check_points(config, space, "benchmark") == []
 
 
 def test_fixed_work_is_what_the_orchestrators_random_searcher_proposes():
