@@ -161,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--no-wait", action="store_true", help="print the job id and return")
     c.set_defaults(func=_submit)
 
-    c = sub.add_parser("list", help="model families, tasks, searchers, schedulers, bundled search spaces")
+    c = sub.add_parser("list", help="model families, tasks, searchers, schedulers, bundled search spaces, warm starts")
     c.add_argument("experiment", nargs="?", help="an experiment YAML: its own model families (`model: file.py:Class`) are listed too")
     c.set_defaults(func=commands.list_registries)
     return p

@@ -95,7 +95,7 @@ def list_registries(args) -> int:
     from orchestrator.schedulers import SCHEDULERS, pairing_problem
     from orchestrator.searchers import SEARCHERS
     from orchestrator.config import load_experiment
-    from search_spaces import BUNDLED
+    from search_spaces import BUNDLED, portfolio
     from trainables.models import registry_for
     from trainables.tasks import TASKS
 
@@ -109,6 +109,7 @@ def list_registries(args) -> int:
         "schedulers": {n: s.help + pairs_with(s, "searcher", s.searchers) for n, s in SCHEDULERS.items()},
         "valid pairings (searcher: schedulers)": {s: ", ".join(k for k in SCHEDULERS if not pairing_problem(s, k)) for s in SEARCHERS},
         "bundled search spaces": {n: str(p.name) for n, p in BUNDLED.items()},
+        "warm starts (warm_start)": portfolio.choices(),
     }
     for title, entries in sections.items():
         print(f"{title}:")

@@ -58,7 +58,7 @@ class ExperimentConfig(Strict):
     points_to_evaluate: list[dict[str, Any]] = Field(
         default_factory=list, description="flat configurations (family, hyperparameters) run first; the searcher learns from them")
     loggers: list[str] = Field(default_factory=list, description="experiment trackers, one run per trial: mlflow, wandb")
-    warm_start: Literal["portfolio", "none"] = Field(
+    warm_start: Literal["portfolio", "none"] = Field(  # search_spaces.portfolio.choices() describes each
         "portfolio", description="portfolio: configurations that did well on the bundled tasks run first (after "
                                  "points_to_evaluate), at most 4 and a quarter of the trials; none: the searcher's own from the start")
 

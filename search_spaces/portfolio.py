@@ -104,6 +104,13 @@ def portfolio_points(space, size: int = SIZE) -> list[dict[str, Any]]:
     return points
 
 
+def choices() -> dict[str, str]:
+    """The values of the experiment's `warm_start` key, each in one line (for `orchestrator list`)."""
+    return {"portfolio": f"up to {SIZE} configurations that did well on the bundled tasks run first, at most 1 in {SHARE} of the trials "
+                         f"(default; {len(load())} measured candidates, search_spaces/portfolio.json)",
+            "none": "the searcher's own suggestions from the first trial"}
+
+
 def warm_start_size(num_samples: int, given: int) -> int:
     """How many portfolio points a search of `num_samples` trials runs after the `given` points of its own: at
     most SIZE, and at most one in SHARE of the trials, so a short search stays mostly the searcher's."""

@@ -422,7 +422,7 @@ def test_the_portfolio_is_chosen_greedily_sized_to_the_search_and_never_given_to
     assert into_space(mlp, load_space("tabular"))["lr"] == mlp["lr"]
 
 
-def test_points_to_evaluate_come_first_then_the_portfolio_unless_warm_start_is_none(tmp_path):
+def test_points_to_evaluate_come_first_then_the_portfolio_unless_warm_start_is_none(tmp_path, capsys):
     from orchestrator.config import check_points, check_space, parse_config
     from search_spaces.points import parse_point
     from search_spaces.portfolio import portfolio_points
@@ -436,6 +436,16 @@ def test_points_to_evaluate_come_first_then_the_portfolio_unless_warm_start_is_n
     assert check_points(parse_config({**raw, "warm_start": "none"}, str(file)), space, file) == expected[:1]
     grid = parse_config({**raw, "searcher": "grid", "points_to_evaluate": []}, str(file))
     assert check_points(grid, space, file) == []
+    # `orchestrator list` names every value the key takes, as the config accepts them.
+    from typing import get_args
+
+    from orchestrator.config import ExperimentConfig
+    from search_spaces.portfolio import choices
+
+    assert set(choices()) == set(get_args(ExperimentConfig.model_fields["warm_start"].annotation))
+    assert main(["list"]) == 0
+    listed = capsys.readouterr().out.split("warm starts (warm_start):\n")[1]
+    assert listed.startswith("  none ") and "\n  portfolio    up to 4 configurations" in listed and "33 measured candidates" in listed
 
 
 @pytest.mark.timeout(180)
