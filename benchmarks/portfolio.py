@@ -1,7 +1,8 @@
 """Would a warm start learned on other tasks make the search reach its target sooner? A portfolio, judged leave-one-task-out.
 
-    python -m benchmarks.portfolio --cross        # train the candidates on every other task (~5 min), then select
+    python -m benchmarks.portfolio --cross        # train the candidates on every other task (~2 min), then select
     python -m benchmarks.portfolio                # select again from the saved cross results (seconds)
+    python -m benchmarks.portfolio --ship         # ... and write the product's search_spaces/portfolio.json
 
 The bound (`benchmarks/bound.py`) shows that no scheduler fed uniform draws reaches the quality study's target
 within a third of the budget: the first trials must be better than uniform draws. This measures one way to
@@ -29,8 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.quality import RESULTS_DIR, TASKS
-
-FAMILY = "family"
+from trainables.trial import FAMILY
 
 
 def flat(config: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +47,7 @@ def into_space(point: dict[str, Any], space_name: str) -> dict[str, Any] | None:
 
 
 def best_of(curve: list[Any]) -> float:
+    """A curve's best (lowest) finite value; infinity when it has none."""
     values = [v for v in curve if isinstance(v, (int, float)) and math.isfinite(v)]
     return min(values, default=math.inf)
 

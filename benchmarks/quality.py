@@ -4,6 +4,7 @@
     python -m benchmarks.quality --pairing optuna:asha --pairing bohb:hyperband --task tabular
     python -m benchmarks.quality --pairing all                              # every valid pairing
     python -m benchmarks.quality --promote --baseline benchmarks/results/quality-forecast-pairings.json  # promoting ASHA; random search's curves reused
+    python -m benchmarks.quality --points benchmarks/results/portfolio-loto-forecast.json  # a held-out portfolio run first
 
 Both strategies run through the orchestrator's own path (experiment config, searcher and scheduler
 registries, `tuning.build_tuner`, the one trainable) on a built-in task with its bundled space (four
@@ -19,6 +20,9 @@ epochs were spent, and the best validation metric after each of them, are exact.
 the best validation metric at the budget (median and range over seeds), and the epochs and training
 seconds it took to reach the target = the median over seeds of random search's best at the budget.
 Wall time is not the unit: it mixes in Ray's start-up and whatever else the machine is doing.
+
+Contenders run the orchestrator's default warm start (the shipped portfolio, `search_spaces/portfolio.py`)
+unless `--no-warm-start` or `--points` (given points instead); random search, the baseline, never does.
 """
 
 from __future__ import annotations
