@@ -44,6 +44,12 @@ from benchmarks.quality import RESULTS_DIR, TASKS
 Curve = list[float]  # one configuration's validation value after each epoch (inf: diverged or missing)
 
 
+def random_study(task: str, trials: int, max_epochs: int) -> argparse.Namespace:
+    """The quality study's options for one random search of `trials` trials of `max_epochs` epochs each."""
+    return argparse.Namespace(task=task, random_trials=trials, trials=trials, max_epochs=max_epochs, grace_period=1,
+                              reduction_factor=2, promote=None, defaults_first=False)
+
+
 def collect_pool(task: str, size: int, max_epochs: int, seed: int) -> list[dict[str, Any]]:
     """`size` configurations of the task's bundled space, drawn by the random searcher with `seed` and each trained
     for `max_epochs` through the orchestrator's tuning path: [{"config", "curve", "epoch_seconds"}] in start order."""
@@ -51,12 +57,10 @@ def collect_pool(task: str, size: int, max_epochs: int, seed: int) -> list[dict[
     from orchestrator import cluster
     from orchestrator import results as R
 
-    args = argparse.Namespace(task=task, random_trials=size, trials=size, max_epochs=max_epochs, grace_period=1,
-                              reduction_factor=2, promote=None, defaults_first=False)
     cluster.start_ray(None)
     metric = TASKS[task][2]
     with tempfile.TemporaryDirectory(prefix="bound-") as storage:
-        raw = experiment("random:fifo", seed, args, storage)
+        raw = experiment("random:fifo", seed, random_study(task, size, max_epochs), storage)
         run_search(raw, Path(storage), budget=size * max_epochs)
         trials = R.load_trials(Path(storage) / raw["name"])
         return [{"config": t.config, "curve": [row_value(r, metric) for r in t.rows],

@@ -69,13 +69,12 @@ def candidates(pools: dict[str, list[dict[str, Any]]], top: int) -> list[dict[st
 def train_points(task: str, points: list[dict[str, Any]], max_epochs: int) -> list[list[float]]:
     """Each point trained for `max_epochs` on `task` through the orchestrator (run first by the random searcher),
     one at a time: its validation value after each epoch."""
+    from benchmarks.bound import random_study
     from benchmarks.quality import experiment, row_value, run_search
     from orchestrator import results as R
 
-    args = argparse.Namespace(task=task, random_trials=len(points), trials=len(points), max_epochs=max_epochs, grace_period=1,
-                              reduction_factor=2, promote=None, defaults_first=False)
     with tempfile.TemporaryDirectory(prefix="portfolio-") as storage:
-        raw = {**experiment("random:fifo", 0, args, storage), "points_to_evaluate": points}
+        raw = {**experiment("random:fifo", 0, random_study(task, len(points), max_epochs), storage), "points_to_evaluate": points}
         run_search(raw, Path(storage), budget=len(points) * max_epochs)
         trials = R.load_trials(Path(storage) / raw["name"])
     if len(trials) != len(points):
@@ -160,10 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out)
     from search_spaces import load_space
+    from search_spaces.portfolio import loss
 
     if args.cross:
         (out / "portfolio-cross.json").write_text(json.dumps(cross(pools_in(out, args.max_epochs), args), default=str) + "\n")
     cands, pool_bests = measurements(out, args.max_epochs)
+    scores = scores_of(cands, pool_bests)
     lines = [f"Portfolios chosen leave-one-task-out: {args.size} configurations from the other tasks' candidates "
              f"({len(cands)} in all, each task's {args.top} best pool configurations and 2 of each family), scored on the "
              "other tasks only. Score: the share of a task's pool that ends better within "
@@ -174,9 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         train_tasks = [t for t in TASKS if t != held]
         families = set(load_space(TASKS[held][1]).families)
         chosen = select(cands, train_tasks, families, args.size, pool_bests)
-        on_train = sum(min((score(best_of(cands[i]["on"][t]["curve"]), pool_bests[t]) for i in chosen if t in cands[i]["on"]), default=1.0)
-                       for t in train_tasks) / len(train_tasks)
-        held_scores = [score(best_of(cands[i]["on"][held]["curve"]), pool_bests[held]) if held in cands[i]["on"] else math.nan for i in chosen]
+        on_train = loss(scores, chosen, train_tasks)
+        held_scores = [scores[i].get(held, math.nan) for i in chosen]
         points = [into_space(cands[i]["point"], TASKS[held][1]) for i in chosen]
         (out / f"portfolio-loto-{held}.json").write_text(json.dumps(points, indent=1) + "\n")
         lines.append(f"| {held} | {', '.join(cands[i]['source'] + ': ' + cands[i]['point'][FAMILY] for i in chosen)} | {on_train:.3f} | "

@@ -114,20 +114,13 @@ def scheduler_options(scheduler: str, args) -> dict[str, Any]:
 def family_defaults(space_name: str) -> list[dict[str, Any]]:
     """One point per family of a bundled space (flat, as `points_to_evaluate` takes them): the family's own
     constructor defaults and the training defaults (Adam, lr 1e-3, ...), each moved into the space where it
-    lies outside. A warm start many tools use (SMAC's default configuration, FLAML's starting point)."""
-    import dataclasses
-
+    lies outside (a point naming only its family, moved in). A warm start many tools use (SMAC's default
+    configuration, FLAML's starting point)."""
     from search_spaces import load_space
-    from search_spaces.portfolio import snap
-    from trainables.models import MODELS
-    from trainables.trial import TrainConfig
+    from search_spaces.portfolio import into_space
 
     space = load_space(space_name)
-    train = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    return [{"family": family,
-             **{k: snap(d, MODELS[family].params()[k].default) for k, d in sub.items()},
-             **{k: snap(d, train[k]) for k, d in space.train.items()}}
-            for family, sub in space.families.items()]
+    return [into_space({"family": family}, space) for family in space.families]
 
 
 def first_points(args) -> list[dict[str, Any]]:

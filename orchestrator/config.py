@@ -276,7 +276,7 @@ def check_points(config: ExperimentConfig, space, source) -> list[dict[str, Any]
     followed by the warm start's portfolio points for the space (`search_spaces.portfolio`)."""
     from search_spaces import SpaceError
     from search_spaces.points import parse_point, parse_points
-    from search_spaces.portfolio import portfolio_points, warm_start_size
+    from search_spaces.portfolio import warm_start_points
 
     if config.points_to_evaluate and config.searcher == "grid":
         raise UserError(f"{source}: key 'points_to_evaluate': the grid searcher runs its own grid; give points to another searcher")
@@ -287,6 +287,5 @@ def check_points(config: ExperimentConfig, space, source) -> list[dict[str, Any]
         points = parse_points(config.points_to_evaluate, space, str(source))
     except SpaceError as exc:
         raise UserError(str(exc)) from None
-    size = warm_start_size(config.num_samples, len(points)) if config.warm_start == "portfolio" and config.searcher != "grid" else 0
     # Moved into the space by construction, so a refusal here is our bug, not the user's: it is not caught.
-    return points + [parse_point(point, space, f"portfolio point {i}") for i, point in enumerate(portfolio_points(space, size) if size else [])]
+    return points + [parse_point(point, space, f"portfolio point {i}") for i, point in enumerate(warm_start_points(config, space, len(points)))]

@@ -37,11 +37,10 @@ def describe(config: dict[str, Any]) -> str:
 
 def first_trials(config, space) -> str:
     """What runs before the searcher's own suggestions, in words ('' when nothing does)."""
-    from search_spaces.portfolio import portfolio_points, warm_start_size
+    from search_spaces.portfolio import warm_start_points
 
     given = len(config.points_to_evaluate)
-    size = warm_start_size(config.num_samples, given) if config.warm_start == "portfolio" and config.searcher != "grid" else 0
-    portfolio = len(portfolio_points(space, size)) if size else 0
+    portfolio = len(warm_start_points(config, space, given))
     parts = ([f"{given} point(s) of points_to_evaluate"] if given else []) + (
         [f"{portfolio} from the warm start's portfolio (configurations that did well on the bundled tasks; `warm_start: none` "
          "leaves them out)"] if portfolio else [])

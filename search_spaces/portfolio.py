@@ -67,18 +67,21 @@ def into_space(point: dict[str, Any], space) -> dict[str, Any] | None:
             **{k: snap(d, point[k] if k in point else train[k]) for k, d in space.train.items()}}
 
 
+def loss(scores: list[dict[str, float]], picks: Iterable[int], tasks: list[str]) -> float:
+    """A portfolio's loss: the mean over `tasks` of its best score there (1 where no pick has one)."""
+    picks = list(picks)
+    return sum(min((scores[j][t] for j in picks if t in scores[j]), default=1.0) for t in tasks) / len(tasks)
+
+
 def select(scores: list[dict[str, float]], tasks: Iterable[str], usable: Iterable[int], size: int) -> list[int]:
     """Greedy portfolio: indices into `scores` (each candidate's score per task, lower better) among `usable`.
-    Each pick lowers most the mean over `tasks` of the portfolio's best score there (1 where no pick has one);
-    ties (a portfolio already at 0 everywhere) go to the candidate best on its own."""
+    Each pick lowers the portfolio's `loss` most; ties (a portfolio already at 0 everywhere) go to the
+    candidate best on its own."""
     tasks, usable = list(tasks), list(usable)
-
-    def loss(picks: list[int]) -> float:
-        return sum(min((scores[j][t] for j in picks if t in scores[j]), default=1.0) for t in tasks) / len(tasks)
-
     chosen: list[int] = []
     for _ in range(min(size, len(usable))):
-        chosen.append(min((i for i in usable if i not in chosen), key=lambda i: (loss([*chosen, i]), loss([i]), i)))
+        chosen.append(min((i for i in usable if i not in chosen),
+                          key=lambda i: (loss(scores, [*chosen, i], tasks), loss(scores, [i], tasks), i)))
     return chosen
 
 
@@ -109,6 +112,13 @@ def choices() -> dict[str, str]:
     return {"portfolio": f"up to {SIZE} configurations that did well on the bundled tasks run first, at most 1 in {SHARE} of the trials "
                          f"(default; {len(load())} measured candidates, search_spaces/portfolio.json)",
             "none": "the searcher's own suggestions from the first trial"}
+
+
+def warm_start_points(config, space, given: int) -> list[dict[str, Any]]:
+    """The portfolio's flat points an experiment runs after its `given` points of its own: none for `warm_start:
+    none` or the grid searcher (it runs its grid only), else up to `warm_start_size`."""
+    size = warm_start_size(config.num_samples, given) if config.warm_start == "portfolio" and config.searcher != "grid" else 0
+    return portfolio_points(space, size) if size else []
 
 
 def warm_start_size(num_samples: int, given: int) -> int:
