@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from benchmarks.quality import RESULTS_DIR, TASKS
+from benchmarks.study import RESULTS_DIR, TASKS
 
 Curve = list[float]  # one configuration's validation value after each epoch (inf: diverged or missing)
 
@@ -53,9 +53,9 @@ def random_study(task: str, trials: int, max_epochs: int) -> argparse.Namespace:
 def collect_pool(task: str, size: int, max_epochs: int, seed: int) -> list[dict[str, Any]]:
     """`size` configurations of the task's bundled space, drawn by the random searcher with `seed` and each trained
     for `max_epochs` through the orchestrator's tuning path: [{"config", "curve", "epoch_seconds"}] in start order."""
-    from benchmarks.quality import experiment, row_value, run_search
-    from orchestrator import cluster
-    from orchestrator import results as R
+    from benchmarks.study import experiment, row_value, run_search
+    from orchestrator.reading import results as R
+    from orchestrator.running import cluster
 
     cluster.start_ray(None)
     metric = TASKS[task][2]
@@ -131,7 +131,7 @@ def promoting_asha(draw: Callable[[], Curve], target: float, budget: int, *, gra
     """One trial at a time, as the quality study runs: a promotion the scheduler queued runs first, else a new draw."""
     from ray.tune.schedulers import TrialScheduler
 
-    from orchestrator.promotion import PromotingASHA
+    from orchestrator.search.schedulers.asha import PromotingASHA
 
     scheduler = PromotingASHA("training_iteration", max_epochs, grace, factor)
     scheduler.set_search_properties("loss", "min")

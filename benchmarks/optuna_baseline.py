@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.workload import (
-    METRIC, TrialFigures, Workload, best_so_far, device_for, figures, fixed_configs, load_data, search_space, startup_trials,
+    METRIC,
+    TrialFigures,
+    Workload,
+    best_so_far,
+    device_for,
+    figures,
+    fixed_configs,
+    load_data,
+    search_space,
+    startup_trials,
     trial_seed,
 )
 from search_spaces.optuna_space import suggest

@@ -10,15 +10,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.workload import METRIC, TrialFigures, Workload, best_so_far, experiment, figures
+from benchmarks.workload import (
+    METRIC,
+    TrialFigures,
+    Workload,
+    best_so_far,
+    experiment,
+    figures,
+)
 
 
 def run(w: Workload, workdir: Path) -> dict[str, Any]:
     began, began_wall = time.perf_counter(), time.time()
     import yaml
 
-    from orchestrator import results as R
     from orchestrator.cli import main
+    from orchestrator.reading import results as R
 
     file = workdir / "experiment.yaml"
     file.write_text(yaml.safe_dump(experiment(w, str(workdir / "runs")), sort_keys=False))

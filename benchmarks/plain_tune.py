@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.workload import (
-    METRIC, MODE, TrialFigures, Workload, best_so_far, device_for, figures, fixed_configs, load_data, search_space, startup_trials,
+    METRIC,
+    MODE,
+    TrialFigures,
+    Workload,
+    best_so_far,
+    device_for,
+    figures,
+    fixed_configs,
+    load_data,
+    search_space,
+    startup_trials,
     trial_seed,
 )
 

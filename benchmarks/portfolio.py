@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.quality import RESULTS_DIR, TASKS
+from benchmarks.study import RESULTS_DIR, TASKS
 from trainables.trial import FAMILY
 
 
@@ -70,8 +70,8 @@ def train_points(task: str, points: list[dict[str, Any]], max_epochs: int) -> li
     """Each point trained for `max_epochs` on `task` through the orchestrator (run first by the random searcher),
     one at a time: its validation value after each epoch."""
     from benchmarks.bound import random_study
-    from benchmarks.quality import experiment, row_value, run_search
-    from orchestrator import results as R
+    from benchmarks.study import experiment, row_value, run_search
+    from orchestrator.reading import results as R
 
     with tempfile.TemporaryDirectory(prefix="portfolio-") as storage:
         raw = {**experiment("random:fifo", 0, random_study(task, len(points), max_epochs), storage), "points_to_evaluate": points}
@@ -85,7 +85,7 @@ def train_points(task: str, points: list[dict[str, Any]], max_epochs: int) -> li
 
 def cross(pools: dict[str, list[dict[str, Any]]], args) -> dict[str, Any]:
     """Every candidate trained on every other task whose space has its family."""
-    from orchestrator import cluster
+    from orchestrator.running import cluster
 
     cluster.start_ray(None)
     cands = candidates(pools, args.top)

@@ -28,27 +28,24 @@ unless `--no-warm-start` or `--points` (given points instead); random search, th
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import math
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-# task -> (task options, bundled space, metric, description)
-TASKS = {
-    "forecast": ({"kind": "forecast"}, "forecast", "val_rmse", "Forecast task (yearly sunspots)"),
-    # Log loss, not accuracy: every metric here is "lower is better", and accuracy ties on a small validation set.
-    "tabular": ({"kind": "tabular"}, "tabular", "val_log_loss", "Tabular task (bundled digits table)"),
-    "charlm": ({"kind": "charlm", "max_chars": 40_000, "seq_len": 64}, "charlm", "val_bpc", "Charlm task (first 40k characters)"),
-}
-BASELINE = "random:fifo"
+from benchmarks.study import (
+    BASELINE,
+    RESULTS_DIR,
+    TASKS,
+    Curve,
+    experiment,
+    first_points,
+    run_search,
+)
 
 
 def pairing_label(pairing: str) -> str:
@@ -58,8 +55,8 @@ def pairing_label(pairing: str) -> str:
 
 def pairings(asked: list[str]) -> list[str]:
     """The contenders: `all` is every pairing the orchestrator accepts; each must be SEARCHER:SCHEDULER and valid."""
-    from orchestrator.schedulers import SCHEDULERS, pairing_problem
-    from orchestrator.searchers import SEARCHERS
+    from orchestrator.search.schedulers import SCHEDULERS, pairing_problem
+    from orchestrator.search.searchers import SEARCHERS
 
     if asked == ["all"]:
         return [f"{s}:{k}" for s in SEARCHERS for k in SCHEDULERS if s != "grid" and not pairing_problem(s, k) and f"{s}:{k}" != BASELINE]
@@ -74,146 +71,6 @@ def pairings(asked: list[str]) -> list[str]:
     return asked
 
 
-@dataclass
-class Curve:
-    """One search: after each epoch spent (in order), the epochs so far, training seconds so far, best so far."""
-
-    epochs: list[int]
-    seconds: list[float]
-    best: list[float]
-    trial_epochs: list[int]  # epochs each trial ran, in start order
-
-    def at_budget(self, budget: int) -> float:
-        kept = [b for e, b in zip(self.epochs, self.best) if e <= budget]
-        return kept[-1] if kept else math.inf
-
-    def at_budget_seconds(self, budget: int) -> float:
-        """Training seconds spent by the time the budget's last epoch ended."""
-        kept = [s for e, s in zip(self.epochs, self.seconds) if e <= budget]
-        return kept[-1] if kept else 0.0
-
-    def to_reach(self, target: float, budget: int) -> tuple[float, float]:
-        """(epochs, training seconds) when the best so far first reached `target` within the budget; inf if never."""
-        for e, s, b in zip(self.epochs, self.seconds, self.best):
-            if e > budget:
-                break
-            if b <= target:
-                return float(e), s
-        return math.inf, math.inf
-
-
-def scheduler_options(scheduler: str, args) -> dict[str, Any]:
-    """The benchmark's options for a scheduler (each takes only its own keys)."""
-    from orchestrator.schedulers import SCHEDULERS
-
-    wanted = {"max_epochs": args.max_epochs, "grace_period": args.grace_period, "reduction_factor": args.reduction_factor,
-              **({} if getattr(args, "promote", None) is None else {"promote": args.promote})}  # None: the scheduler's default
-    return {"kind": scheduler, **{k: v for k, v in wanted.items() if k in SCHEDULERS[scheduler].options.model_fields}}
-
-
-def family_defaults(space_name: str) -> list[dict[str, Any]]:
-    """One point per family of a bundled space (flat, as `points_to_evaluate` takes them): the family's own
-    constructor defaults and the training defaults (Adam, lr 1e-3, ...), each moved into the space where it
-    lies outside (a point naming only its family, moved in). A warm start many tools use (SMAC's default
-    configuration, FLAML's starting point)."""
-    from search_spaces import load_space
-    from search_spaces.portfolio import into_space
-
-    space = load_space(space_name)
-    return [into_space({"family": family}, space) for family in space.families]
-
-
-def first_points(args) -> list[dict[str, Any]]:
-    """The flat points of `--points` (a JSON list, as `benchmarks.portfolio` writes them), or none."""
-    path = getattr(args, "points", None)
-    if not path:
-        return []
-    points = json.loads(Path(path).read_text())
-    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
-        raise SystemExit(f"--points {path}: expected a JSON list of flat points (mappings of family and hyperparameters)")
-    return points
-
-
-def experiment(pairing: str, seed: int, args, storage: str) -> dict[str, Any]:
-    searcher, scheduler = pairing.split(":")
-    trials = args.random_trials if pairing == BASELINE else args.trials
-    points = [] if pairing == BASELINE else family_defaults(TASKS[args.task][1]) if args.defaults_first else first_points(args)
-    return {
-        "name": f"quality-{searcher}-{scheduler}-{seed}",
-        "task": TASKS[args.task][0],
-        "search_space": TASKS[args.task][1],
-        "metric": TASKS[args.task][2],
-        "searcher": searcher,
-        "scheduler": scheduler_options(scheduler, args),
-        "num_samples": trials,
-        "max_concurrent": 1,  # one at a time: the order in which epochs are spent is exact
-        "resources": {"cpu": 1, "gpu": 0},
-        "checkpoint": {"keep": 1},
-        "seed": seed,
-        "storage": storage,
-        "max_failures": 0,
-        **({"points_to_evaluate": points} if points else {}),
-        # Random search stays uniform; given points replace the shipped portfolio (a leave-one-task-out one is the honest test).
-        "warm_start": "portfolio" if pairing != BASELINE and not points and getattr(args, "warm_start", True) else "none",
-    }
-
-
-def epoch_budget(budget: int):
-    """A Tune Stopper that ends the search once `budget` epochs (results) were reported: what a contender spends
-    beyond it is never counted, so it is not spent either."""
-    from ray.tune.stopper import Stopper
-
-    class EpochBudget(Stopper):
-        def __init__(self):
-            self.spent = 0
-
-        def __call__(self, trial_id: str, result: dict) -> bool:
-            self.spent += 1
-            return False
-
-        def stop_all(self) -> bool:
-            return self.spent >= budget
-
-    return EpochBudget()
-
-
-def row_value(row: dict[str, Any], metric: str) -> float:
-    """An epoch's validation value as a search counts it: a diverged, missing or non-finite one is infinity (never best)."""
-    value = row.get(metric)
-    if isinstance(value, (int, float)) and math.isfinite(value) and not row.get("diverged"):
-        return float(value)
-    return math.inf
-
-
-def run_search(raw: dict[str, Any], storage: Path, budget: int) -> Curve:
-    """One search through the orchestrator's tuning path, ended at the epoch budget; its curve read back from the
-    run directory."""
-    from orchestrator import results as R
-    from orchestrator import tuning
-    from orchestrator.config import Experiment, check_space, parse_config
-    from orchestrator.prepare import prepare
-
-    file = storage / f"{raw['name']}.yaml"
-    config = parse_config(raw, str(file))
-    p = prepare(Experiment(config, check_space(config, file), file))
-    metric = p.metric
-    setup = tuning.build_tuner(p, str(storage), stopper=epoch_budget(budget))
-    with contextlib.redirect_stdout(io.StringIO()):  # the per-trial progress lines are not the point here
-        setup.tuner.fit()
-    epochs, seconds, best = [], [], []
-    spent, compute, so_far = 0, 0.0, math.inf
-    trials = R.load_trials(storage / config.name)  # in start order; one trial at a time
-    # Epochs in the order they ended: a HyperBand trial pauses at a rung and resumes after others ran.
-    for row in sorted((row for trial in trials for row in trial.rows), key=lambda row: row.get("timestamp", 0.0)):
-        spent += 1
-        compute += float(row.get("epoch_time_s", 0.0))
-        so_far = min(so_far, row_value(row, metric))
-        epochs.append(spent)
-        seconds.append(compute)
-        best.append(so_far)
-    return Curve(epochs, seconds, best, [len(t.rows) for t in trials])
-
-
 def spread(values: list[float], fmt: str = "{:.2f}") -> str:
     finite = [v for v in values if math.isfinite(v)]
     if not finite:
@@ -226,7 +83,7 @@ def spread(values: list[float], fmt: str = "{:.2f}") -> str:
 
 
 def report(curves: dict[str, list[Curve]], budget: int, args) -> tuple[str, dict[str, Any]]:
-    from orchestrator import searchers
+    from orchestrator.search import searchers
 
     _, space, metric, title = TASKS[args.task]
     target = getattr(args, "target", None)
@@ -362,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tag", default="", help="added to the result files' names, to keep a variant's study apart")
     p.add_argument("--out", default=str(RESULTS_DIR))
     args = p.parse_args(argv)
-    from orchestrator import searchers
+    from orchestrator.search import searchers
 
     if args.rescore:  # the study as its record ran it
         record = json.loads(Path(args.rescore).read_text())
@@ -385,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     args.startup_fraction = searchers.STARTUP_FRACTION
     contenders = [BASELINE, *[c for c in pairings(args.pairing or ["hyperopt:asha"]) if c != BASELINE]]
     first_points(args)  # checked before Ray starts
-    from orchestrator import cluster
+    from orchestrator.running import cluster
 
     budget = args.random_trials * args.max_epochs
     earlier = baseline_curves(args.baseline, args) if args.baseline else []  # checked before Ray starts

@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     counts = [int(n) for n in args.workers.split(",")]
     from benchmarks.harness import machine
-    from orchestrator import cluster
-    from orchestrator.config import TASK_OPTIONS
+    from orchestrator.experiment.config import TASK_OPTIONS
+    from orchestrator.running import cluster
     from trainables.tasks import TASKS
 
     info = machine()

@@ -106,7 +106,7 @@ def device_for(gpu_share: float):
 
 def startup_trials(w: Workload) -> int:
     """Random trials before TPE models the results: the orchestrator's rule, used by every contender."""
-    from orchestrator.searchers import hyperopt_startup_trials
+    from orchestrator.search.searchers import hyperopt_startup_trials
 
     return hyperopt_startup_trials(w.num_trials)
 

@@ -17,16 +17,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Union
 
-from orchestrator import results as R
 from orchestrator.errors import UserError
+from orchestrator.reading import results as R
 from trainables import constants as C
 from trainables.trial import FAMILY, MODEL_PREFIX
 
 # Result keys Tune adds for its own bookkeeping: not a measurement of the epoch, so not a DataFrame column.
-BOOKKEEPING = frozenset({
-    "done", "trial_id", "date", "pid", "hostname", "node_ip", C.NODE_ID, C.GPU_IDS, C.EPOCH, "config",
-    "time_since_restore", "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint",
-})
+# Result keys the DataFrame leaves out: bookkeeping, and the epoch (its own column) under Tune's name and ours.
+NOT_COLUMNS = C.BOOKKEEPING | {"training_iteration", C.EPOCH}
 LOSSES = {C.TRAIN_LOSS: "min", C.VAL_LOSS: "min"}  # reported every epoch besides the task's metrics
 
 
@@ -154,7 +152,7 @@ def _trial_row(t: R.TrialRecord, metrics: dict[str, str], max_epochs: int) -> di
 def _epoch_rows(t: R.TrialRecord) -> list[dict[str, Any]]:
     out = []
     for r in t.rows:
-        values = {k: v for k, v in r.items() if k not in BOOKKEEPING and k != "training_iteration" and not isinstance(v, (dict, list))}
+        values = {k: v for k, v in r.items() if k not in NOT_COLUMNS and not isinstance(v, (dict, list))}
         out.append({"trial_id": t.trial_id, FAMILY: t.family, "epoch": r.get("training_iteration"), **values})
     return out
 
@@ -162,7 +160,7 @@ def _epoch_rows(t: R.TrialRecord) -> list[dict[str, Any]]:
 def load_run(location: Union[str, Path]) -> Run:
     """A run read back from its directory (`runs/NAME`) or the URI it is stored at (`s3://bucket/runs/NAME`, read
     from a copy taken now, as `orchestrator best` does); a UserError when it is not a run of this tool."""
-    from orchestrator.storage import readable_run
+    from orchestrator.reading.storage import readable_run
 
     path = readable_run(str(location))
     R.read_run(path)  # not a run directory: the CLI's message now, not on first use
@@ -181,8 +179,8 @@ def run(experiment: Source = None, *, address: str | None = None, **overrides: A
     Raises UserError for bad input (nothing written), RunFailed when no trial succeeded, KeyboardInterrupt
     when interrupted (the state is saved: `orchestrator resume` continues it).
     """
-    from orchestrator import runner
-    from orchestrator.storage import Storage
+    from orchestrator.reading.storage import Storage
+    from orchestrator.running import runner
 
     exp = _experiment(experiment, overrides)
     store = Storage.of(exp.config.storage)
@@ -220,7 +218,13 @@ def _experiment(source: Source, overrides: dict[str, Any]):
     """The validated Experiment for any accepted source, with `overrides` applied where `--set` would apply them.
 
     Values stay Python values (not YAML text): a mapping may hold what YAML cannot, such as a model class."""
-    from orchestrator.config import QUICKSTART, Experiment, ExperimentConfig, experiment_from_mapping, read_yaml
+    from orchestrator.experiment.config import (
+        QUICKSTART,
+        Experiment,
+        ExperimentConfig,
+        experiment_from_mapping,
+        read_yaml,
+    )
 
     if isinstance(source, Experiment) and not overrides:
         return source

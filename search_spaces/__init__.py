@@ -20,9 +20,26 @@ and `optuna_space.suggest`. Importing this package imports neither torch nor any
 """
 
 from search_spaces.domains import (
-    ARITY, DOMAINS, Choice, Domain, Grid, LogUniform, QLogUniform, QUniform, RandInt, SpaceError, Uniform, parse_value,
+    ARITY,
+    DOMAINS,
+    Choice,
+    Domain,
+    Grid,
+    LogUniform,
+    QLogUniform,
+    QUniform,
+    RandInt,
+    SpaceError,
+    Uniform,
+    parse_value,
 )
-from search_spaces.space import BUNDLED, SPACES_DIR, SearchSpace, load_space, parse_space
+from search_spaces.space import (
+    BUNDLED,
+    SPACES_DIR,
+    SearchSpace,
+    load_space,
+    parse_space,
+)
 
 __all__ = [
     "ARITY", "BUNDLED", "DOMAINS", "SPACES_DIR", "Choice", "Domain", "Grid", "LogUniform", "QLogUniform", "QUniform",

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from search_spaces.domains import Choice, Domain, LogUniform, QLogUniform, QUniform, RandInt, Uniform, translation
+from search_spaces.domains import (
+    Choice,
+    Domain,
+    LogUniform,
+    QLogUniform,
+    QUniform,
+    RandInt,
+    Uniform,
+    translation,
+)
 from trainables.trial import FAMILY, TrialConfig
 
 

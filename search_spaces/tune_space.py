@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from search_spaces.domains import Choice, Domain, LogUniform, QLogUniform, QUniform, RandInt, Uniform
+from search_spaces.domains import (
+    Choice,
+    Domain,
+    LogUniform,
+    QLogUniform,
+    QUniform,
+    RandInt,
+    Uniform,
+)
 
 
 def to_tune_domain(domain: Domain) -> Any:

@@ -94,7 +94,7 @@ def ray_session():
     """One in-process Ray for every test that tunes; the CLI's start_ray sees it and does not start another."""
     import ray
 
-    from orchestrator import cluster  # noqa: F401  (sets Ray's environment before ray.init)
+    from orchestrator.running import cluster  # noqa: F401  (sets Ray's environment before ray.init)
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TINY_MAX_EPOCHS, tiny_config
 
 import orchestrator
-from orchestrator import results as R
 from orchestrator.cli import main
+from orchestrator.reading import results as R
 from trainables import constants as C
-
-from conftest import TINY_MAX_EPOCHS, tiny_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,7 +58,7 @@ def test_bad_input_raises_the_clis_error(tmp_path, capsys):
 def test_every_kind_of_experiment_gives_the_same_validated_one(tmp_path):
     """A YAML path, a mapping, an ExperimentConfig and an Experiment, with the same override: one experiment."""
     from orchestrator.api import _experiment
-    from orchestrator.config import load_experiment
+    from orchestrator.experiment.config import load_experiment
 
     raw = tiny_config(tmp_path / "runs")
     path = tmp_path / "tiny.yaml"
@@ -122,6 +121,6 @@ def test_load_run_reads_a_run_stored_at_an_s3_uri(finished_run, s3_server, monke
 def test_import_orchestrator_and_reading_a_run_stay_light(finished_run):
     """`import orchestrator` and `load_run(...).dataframe()` import neither torch nor Ray, nor the run flow."""
     code = (f"import sys, orchestrator; orchestrator.load_run({str(finished_run)!r}).dataframe(per_epoch=True); "
-            "print([m for m in ('torch', 'ray', 'orchestrator.runner', 'orchestrator.config') if m in sys.modules])")
+            "print([m for m in ('torch', 'ray', 'orchestrator.running.runner', 'orchestrator.experiment.config') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

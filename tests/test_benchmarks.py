@@ -63,7 +63,7 @@ def test_harness_tiny_writes_a_complete_table(tmp_path):
 
 def test_the_orchestrator_contender_runs_a_valid_experiment(tmp_path):
     """... with nothing run first that the other contenders would not run (no warm start)."""
-    from orchestrator.config import check_points, check_space, parse_config
+    from orchestrator.experiment.config import check_points, check_space, parse_config
 
     for size in SIZES.values():
         for work in ("search", "fixed"):
@@ -74,7 +74,7 @@ def test_the_orchestrator_contender_runs_a_valid_experiment(tmp_path):
 
 def test_fixed_work_is_what_the_orchestrators_random_searcher_proposes():
     """The "identical work" mode hands every contender exactly the configs the orchestrator runs."""
-    from orchestrator.searchers import SEARCHERS
+    from orchestrator.search.searchers import SEARCHERS
 
     w = SIZES["tiny"].with_(work="fixed", num_trials=5, seed=3)
     searcher = SEARCHERS["random"].build(search_space(), "val_bpc", "min", w.seed, w.num_trials)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator import budget as B
 from orchestrator.cli import main
+from orchestrator.search import budget as B
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -110,8 +110,8 @@ def test_ambiguous_or_wrong_data_flags_exit_2(files, monkeypatch, capsys, args, 
 
 
 def test_printed_config_runs_as_a_file_and_is_the_same_experiment(files, monkeypatch, capsys):
-    from orchestrator.config import load_experiment
-    from orchestrator.from_data import load_for_command
+    from orchestrator.experiment.config import load_experiment
+    from orchestrator.experiment.from_data import load_for_command
 
     monkeypatch.chdir(files)
     assert main(["run", "--data", "series.csv", "--forecast", "load", "--budget", "2m", "--print-config"]) == 0

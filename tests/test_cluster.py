@@ -24,12 +24,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from orchestrator import results as R
-from orchestrator.cluster import capacity_verdict, node_types_from_autoscaler, workers_fit
-from trainables import constants as C
-
 from conftest import ctrl_c_when, kill_leftovers
+
+from orchestrator.reading import results as R
+from orchestrator.running.cluster import (
+    capacity_verdict,
+    node_types_from_autoscaler,
+    workers_fit,
+)
+from trainables import constants as C
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_GPUS = 1  # logical GPUs declared by each of the two nodes
@@ -228,7 +231,7 @@ def test_more_gpus_per_trial_than_any_node_fails_fast(cluster, packed_experiment
 SEE_SCRIPT = """
 import json, sys
 import ray
-from orchestrator import cluster
+from orchestrator.running import cluster
 ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
 nodes = [n for n in ray.nodes() if n["Alive"]]
 print(json.dumps({"there": cluster.nodes_without(sys.argv[2], nodes), "missing": cluster.nodes_without(sys.argv[3], nodes)}))

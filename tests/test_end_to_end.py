@@ -67,7 +67,7 @@ def test_tensorboard_files_have_curves_and_hparams(finished_run):
 
 
 def test_exported_model_reproduces_reported_metric(finished_run):
-    from orchestrator.config import TASK_OPTIONS
+    from orchestrator.experiment.config import TASK_OPTIONS
     from trainables.objectives import Objective
     from trainables.tasks import TASKS
     from trainables.training import DeviceData, evaluate
@@ -118,9 +118,9 @@ def test_validate_command(capsys):
 # The driver as `orchestrator run` has it just before Ray starts: the CLI, the config and the runner imported.
 _DRIVER_BEFORE_RAY = """
 import importlib, json, sys
-import orchestrator.cli, orchestrator.config, orchestrator.runner, orchestrator.storage
-from orchestrator import cluster
-from orchestrator.searchers import SEARCHERS
+import orchestrator.cli, orchestrator.experiment.config, orchestrator.running.runner, orchestrator.reading.storage
+from orchestrator.running import cluster
+from orchestrator.search.searchers import SEARCHERS
 import ray
 for module in cluster.IMPORTED_BY_RAY_INIT:
     importlib.import_module(module)

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from orchestrator import results as R
-
 from conftest import free_port, kill_leftovers
+
+from orchestrator.reading import results as R
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -151,9 +150,9 @@ def test_submit_streams_logs_and_propagates_success(head, project, tmp_path):
     assert client.get_job_info(job_id).entrypoint.startswith("python -m orchestrator run exp.yaml --address auto")
 
     run_dir = tmp_path / "store" / "jobrun"
-    from trainables import load_model
-
     import importlib.util
+
+    from trainables import load_model
 
     spec = importlib.util.spec_from_file_location("job_models", project / "job_models.py")
     user = importlib.util.module_from_spec(spec)

@@ -13,13 +13,12 @@ import struct
 from pathlib import Path
 
 import pytest
-
-from orchestrator import results as R
-from orchestrator.cli import main
-from orchestrator.loggers import LOGGERS, wandb_mode
-from trainables import constants as C
-
 from conftest import tiny_config
+
+from orchestrator.cli import main
+from orchestrator.reading import results as R
+from orchestrator.watch.trackers import LOGGERS, wandb_mode
+from trainables import constants as C
 
 TRIALS, EPOCHS = 2, 2
 

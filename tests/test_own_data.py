@@ -20,7 +20,13 @@ from orchestrator.cli import main
 from trainables import load_model
 from trainables.objectives import Objective
 from trainables.tasks import TASKS, DataError
-from trainables.training import DeviceData, TrialConfig, build_trial, run_epoch, split_metrics
+from trainables.training import (
+    DeviceData,
+    TrialConfig,
+    build_trial,
+    run_epoch,
+    split_metrics,
+)
 
 
 def write(folder: Path, name: str, text: str) -> Path:

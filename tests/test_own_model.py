@@ -15,8 +15,8 @@ import pytest
 import torch
 import yaml
 
-from orchestrator import results as R
 from orchestrator.cli import main
+from orchestrator.reading import results as R
 
 MY_MODELS = textwrap.dedent('''
     """Models of the user's own."""
@@ -222,8 +222,8 @@ def _hparams(trial_dir: Path):
 
 @pytest.mark.timeout(240)
 def test_a_users_cnn_searched_beside_lstm_on_forecast(project, ray_session, capsys):
-    from orchestrator.exporting import export_best
-    from orchestrator.prepare import experiment_from_run, prepare
+    from orchestrator.running.best_model import export_best
+    from orchestrator.running.prepare import experiment_from_run, prepare
     from trainables import load_model
     from trainables.objectives import Objective
     from trainables.training import DeviceData, evaluate
@@ -282,8 +282,8 @@ def test_a_users_cnn_searched_beside_lstm_on_forecast(project, ray_session, caps
 
 @pytest.mark.timeout(180)
 def test_a_users_language_model_searched_beside_gru_on_charlm(project, ray_session, capsys):
-    from orchestrator.exporting import export_best
-    from orchestrator.prepare import experiment_from_run, prepare
+    from orchestrator.running.best_model import export_best
+    from orchestrator.running.prepare import experiment_from_run, prepare
     from trainables import load_model, sample_text
 
     families = {"causal": {"model": "my_models.py:CausalConv", "channels": {"grid": [16, 32]}}, "gru": {"hidden_size": 16}}

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import kill_mid_trial
 
-from orchestrator.config import TASK_OPTIONS
+from orchestrator.experiment.config import TASK_OPTIONS
 from trainables import constants as C
 from trainables.tasks import TASKS
-
-from conftest import kill_mid_trial
 
 # Plain SGD without momentum or dropout: one step's weights are then a function of the gradient alone.
 SGD = {"arch": {"family": "mlp", "model": {"hidden_size": 32}}, "lr": 0.05, "batch_size": 16, "optimizer": "sgd", "momentum": 0.0}

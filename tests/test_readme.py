@@ -61,8 +61,7 @@ def test_readme_experiment_runs(tmp_path, ray_session, capsys):
 def test_readme_own_data_loader_runs(tmp_path, ray_session):
     """The "Your own data" example as written: digits read row by row by the user's loader, searched over lstm,
     gru and mlp; the best model well above chance (10%), exported, and used on raw sequences."""
-    from orchestrator import results as R
-    from trainables import load_model
+    from orchestrator.reading import results as R
 
     (tmp_path / "my_data.py").write_text(block("python", "# my_data.py"))
     experiment = tmp_path / "digits.yaml"

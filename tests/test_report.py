@@ -18,13 +18,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from orchestrator import results as R
-from orchestrator.cli import main
-from orchestrator.report import CLOCK_S, RUNNING, SECTIONS, TimeAxis, build_report, fanova_importance, render_html, sessions, write_report
-from trainables import constants as C
-
 from conftest import TINY_CONCURRENT, TINY_MAX_EPOCHS
+
+from orchestrator.cli import main
+from orchestrator.reading import results as R
+from orchestrator.reading.report import (
+    CLOCK_S,
+    RUNNING,
+    SECTIONS,
+    TimeAxis,
+    build_report,
+    fanova_importance,
+    render_html,
+    sessions,
+    write_report,
+)
+from trainables import constants as C
 
 MAX_EPOCHS, CONCURRENT = TINY_MAX_EPOCHS, TINY_CONCURRENT
 
@@ -163,8 +172,8 @@ def test_every_section_renders_a_figure_or_a_table(sid, page):
 
 def test_report_reads_a_run_without_torch_or_ray_tune(run_dir):
     """`orchestrator report` answers fast because it imports neither torch nor Ray Tune, nor the run flow."""
-    code = ("import sys; import orchestrator.report as r; r.render_html(r.build_report(sys.argv[1])); "
-            "print([m for m in ('torch', 'ray.tune', 'orchestrator.runner', 'orchestrator.tuning') if m in sys.modules])")
+    code = ("import sys; import orchestrator.reading.report as r; r.render_html(r.build_report(sys.argv[1])); "
+            "print([m for m in ('torch', 'ray.tune', 'orchestrator.running.runner', 'orchestrator.running.tuning') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, timeout=120,
                          check=True, cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from orchestrator import results as R
-from orchestrator.cli import main
-
 from conftest import ctrl_c_when, kill_mid_trial
+
+from orchestrator.cli import main
+from orchestrator.reading import results as R
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -212,7 +211,7 @@ def test_a_trial_restarted_in_the_same_session_keeps_the_rows_it_wrote(tmp_path)
     import pyarrow.fs
     from ray.tune.logger import JsonLoggerCallback
 
-    from orchestrator.result_files import JsonResults
+    from orchestrator.running.result_files import JsonResults
 
     class Trial(SimpleNamespace):  # what the writer reads of a Tune trial; hashable, as Tune's are
         __hash__ = object.__hash__

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator import results as R
 from orchestrator.cli import main
+from orchestrator.reading import results as R
 from search_spaces import BUNDLED
 
 # Forecast epochs take a few milliseconds: these runs cost Tune's own overhead, not training.
@@ -119,7 +119,7 @@ def test_schedulers_that_act_on_trials_together_say_when_too_few_run_at_once():
     fewer trials at once they stop nothing (the quality study measured HyperBand and PBT equal to FIFO there)."""
     from ray.tune.schedulers import HyperBandScheduler
 
-    from orchestrator.schedulers import SCHEDULERS
+    from orchestrator.search.schedulers import SCHEDULERS
 
     for max_t, eta in ((8, 3), (10, 3), (27, 3), (8, 2), (3, 3)):
         ray_hb = HyperBandScheduler(max_t=max_t, reduction_factor=eta)
@@ -198,10 +198,14 @@ def test_every_bundled_space_translates_for_bohb_and_teaches_every_searcher(name
     library's own space (HyperOpt's labels, Optuna's distributions, BOHB's ConfigSpace), then suggests again."""
     import numpy as np
 
-    from orchestrator.searchers import SEARCHERS
-    from orchestrator.warm_start import Evaluated
+    from orchestrator.search.searchers import SEARCHERS
+    from orchestrator.search.warm_start import Evaluated
     from search_spaces import load_space
-    from search_spaces.configspace_space import configspace_values, from_configspace, to_configspace
+    from search_spaces.configspace_space import (
+        configspace_values,
+        from_configspace,
+        to_configspace,
+    )
     from search_spaces.points import parse_point
     from trainables.trial import TrialConfig
 
@@ -238,7 +242,8 @@ def test_the_readme_points_are_points_of_a_space():
 
 
 def test_the_quality_benchmark_takes_every_valid_pairing_and_refuses_the_others():
-    from benchmarks.quality import BASELINE, pairings, scheduler_options
+    from benchmarks.quality import pairings
+    from benchmarks.study import BASELINE, scheduler_options
 
     every = pairings(["all"])
     assert {"optuna:asha", "bohb:hyperband", "random:pbt", "hyperopt:median"} <= set(every) and BASELINE not in every
@@ -258,7 +263,7 @@ def test_the_quality_study_stops_searches_at_the_budget_and_varies_the_startup_f
     """A tiny study: each contender's search ends once it has spent the budget (12 trials x 2 epochs would be 24
     epochs; the budget is 2 x 2), and --startup-fraction changes the default rule's constant for the study."""
     from benchmarks import quality
-    from orchestrator import searchers
+    from orchestrator.search import searchers
 
     before = searchers.STARTUP_FRACTION
     try:
@@ -302,7 +307,7 @@ def test_the_quality_study_stops_searches_at_the_budget_and_varies_the_startup_f
 @pytest.mark.parametrize("name", ["forecast", "charlm", "tabular"])
 def test_the_quality_studys_family_defaults_are_points_of_the_bundled_space(name):
     """--defaults-first: one point per family, the code's defaults moved into the space where they lie outside."""
-    from benchmarks.quality import family_defaults
+    from benchmarks.study import family_defaults
     from search_spaces import load_space
     from search_spaces.points import parse_points
 
@@ -318,7 +323,7 @@ def test_grid_searcher_repeats_the_grid_num_samples_times():
     """`num_samples` repeats the whole grid: the searcher proposes exactly the planned trials, then finishes."""
     from ray.tune.search import Searcher as TuneSearcher
 
-    from orchestrator.searchers import SEARCHERS
+    from orchestrator.search.searchers import SEARCHERS
     from search_spaces import load_space
 
     space = load_space("lstm_grid")
@@ -406,7 +411,13 @@ def test_the_warm_starts_portfolio_gives_every_bundled_space_points_of_its_own(n
 
 def test_the_portfolio_is_chosen_greedily_sized_to_the_search_and_never_given_to_a_users_own_model():
     from search_spaces import SearchSpace, load_space
-    from search_spaces.portfolio import into_space, load, portfolio_points, select, warm_start_size
+    from search_spaces.portfolio import (
+        into_space,
+        load,
+        portfolio_points,
+        select,
+        warm_start_size,
+    )
 
     # The second pick is the one that covers the task the first is weak on, not the best on average.
     scores = [{"a": 0.0, "b": 0.9}, {"a": 0.4, "b": 0.4}, {"a": 0.9, "b": 0.0}, {"a": 0.1}]
@@ -423,7 +434,7 @@ def test_the_portfolio_is_chosen_greedily_sized_to_the_search_and_never_given_to
 
 
 def test_points_to_evaluate_come_first_then_the_portfolio_unless_warm_start_is_none(tmp_path, capsys):
-    from orchestrator.config import check_points, check_space, parse_config
+    from orchestrator.experiment.config import check_points, check_space, parse_config
     from search_spaces.points import parse_point
     from search_spaces.portfolio import portfolio_points
 
@@ -439,7 +450,7 @@ def test_points_to_evaluate_come_first_then_the_portfolio_unless_warm_start_is_n
     # `orchestrator list` names every value the key takes, as the config accepts them.
     from typing import get_args
 
-    from orchestrator.config import ExperimentConfig
+    from orchestrator.experiment.config import ExperimentConfig
     from search_spaces.portfolio import choices
 
     assert set(choices()) == set(get_args(ExperimentConfig.model_fields["warm_start"].annotation))
@@ -474,7 +485,7 @@ def test_the_shipped_portfolio_is_what_the_benchmark_computes_and_its_judgement_
     leave-one-task-out portfolios the quality study ran hold no candidate of their held-out task, and are the
     ones the committed measurements give."""
     from benchmarks import portfolio as B
-    from benchmarks.quality import RESULTS_DIR, TASKS
+    from benchmarks.study import RESULTS_DIR, TASKS
     from search_spaces import load_space
     from search_spaces.portfolio import PORTFOLIO_FILE
 

@@ -13,7 +13,18 @@ import pytest
 import yaml
 
 from search_spaces import (
-    BUNDLED, Choice, Domain, Grid, LogUniform, QLogUniform, QUniform, RandInt, SearchSpace, SpaceError, Uniform, load_space,
+    BUNDLED,
+    Choice,
+    Domain,
+    Grid,
+    LogUniform,
+    QLogUniform,
+    QUniform,
+    RandInt,
+    SearchSpace,
+    SpaceError,
+    Uniform,
+    load_space,
     parse_space,
 )
 from trainables.models import build_model

@@ -16,26 +16,98 @@ import numpy as np
 import pytest
 import yaml
 
-from orchestrator.schedulers import SCHEDULERS
+from orchestrator.search.schedulers import SCHEDULERS
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("orchestrator", "trainables", "search_spaces")
-MAX_MODULE_LINES = 300
+MAX_MODULE_LINES = 300  # a guide: a module past it may hold two concepts; one concept is never split to meet it
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module a file imports, at any depth (lazy imports inside functions count too)."""
+def _imports(path: Path, modules: frozenset[str] = frozenset()) -> set[str]:
+    """Every module a file imports, at any depth (lazy imports inside functions count too). `from a import b`
+    counts as `a.b` where that is one of `modules` (a submodule, not a name of package a), else as `a`."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names}
     return found
 
 
 def _modules(package: str) -> list[Path]:
     return sorted((REPO / package).rglob("*.py"))
+
+
+def _name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(packages=(*PACKAGES, "benchmarks")) -> dict[str, set[str]]:
+    """module -> the modules of `packages` it imports (at any depth in the file)."""
+    paths = {_name(path): path for package in packages for path in _modules(package)}
+    known = frozenset(paths)
+    return {name: {m for m in _imports(path, known) if m in paths and m != name} for name, path in paths.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of `graph`: its strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycles():
+    """No module imports, at any depth, a module that imports it back (in the product and the benchmarks)."""
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# What each layer of the orchestrator may not import (at any depth in the file). Below them all: trainables and
+# search_spaces; above them all: the entry points (`cli`, `api`), which nothing imports.
+FORBIDDEN = {
+    "orchestrator.experiment": ("orchestrator.running", "orchestrator.reading", "orchestrator.cli", "orchestrator.api", "torch", "ray"),
+    "orchestrator.search": ("orchestrator.running", "orchestrator.reading", "orchestrator.watch", "orchestrator.cli", "orchestrator.api"),
+    "orchestrator.reading": ("orchestrator.running", "orchestrator.watch", "orchestrator.cli", "orchestrator.api", "torch", "ray.tune"),
+    "orchestrator.watch": ("orchestrator.running", "orchestrator.cli", "orchestrator.api"),  # TensorBoard writes through torch
+    "orchestrator.running": ("orchestrator.cli", "orchestrator.api"),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_each_layer_imports_only_below_it(layer):
+    for path in _modules(layer.replace(".", "/")):
+        bad = {m for m in _imports(path) for f in FORBIDDEN[layer] if m == f or m.startswith(f + ".")}
+        assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}"
 
 
 def test_trainables_stays_at_the_bottom():
@@ -62,7 +134,7 @@ def test_modules_stay_small(package):
 def _fresh(code: str) -> dict:
     """Runs `code` in a fresh interpreter and returns which heavy modules it ended up importing."""
     script = code + "\nimport json, sys\nprint(json.dumps({m: m in sys.modules for m in "
-    script += "('torch', 'ray.tune', 'orchestrator.runner', 'orchestrator.tuning', 'orchestrator.prepare')}))\n"
+    script += "('torch', 'ray.tune', 'orchestrator.running.runner', 'orchestrator.running.tuning', 'orchestrator.running.prepare')}))\n"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -81,7 +153,7 @@ def test_best_reads_a_run_without_torch_or_ray_tune(finished_run):
 def test_reading_layer_plans_trials_without_torch(finished_run):
     """The reading layer answers every question about a run (planned trials, space, leaderboard) torch-free."""
     loaded = _fresh(
-        "from orchestrator import results as R\n"
+        "from orchestrator.reading import results as R\n"
         f"run = R.read_run({str(finished_run)!r})\n"
         "assert run.planned_trials() == 8, run.planned_trials()\n"
         "assert run.space().families\n"
@@ -94,9 +166,9 @@ def test_reading_layer_plans_trials_without_torch(finished_run):
 def test_config_validation_registries_agree():
     """Every registry entry is reachable from an experiment file: each scheduler with its default options, each
     searcher on each bundled space it accepts, each task with its default space."""
-    from orchestrator.config import parse_config
-    from orchestrator.schedulers import SCHEDULERS, pairing_problem
-    from orchestrator.searchers import SEARCHERS
+    from orchestrator.experiment.config import parse_config
+    from orchestrator.search.schedulers import SCHEDULERS, pairing_problem
+    from orchestrator.search.searchers import SEARCHERS
     from trainables.tasks import TASKS
 
     for task in TASKS:
@@ -136,7 +208,7 @@ def test_search_space_defaults_to_the_tasks_own(tmp_path, capsys):
 
 def test_run_written_before_scheduler_options_were_split_still_resumes_its_config(tmp_path):
     """Old runs wrote ASHA's fields for every scheduler (`fifo` with grace_period): reading them back drops those."""
-    from orchestrator.prepare import experiment_from_run
+    from orchestrator.running.prepare import experiment_from_run
 
     run = tmp_path / "old"
     run.mkdir()

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from orchestrator.config import TASK_OPTIONS
+from orchestrator.experiment.config import TASK_OPTIONS
 from trainables.constants import VAL_LOSS
 from trainables.export import ExportedModel, load_model, save_model
 from trainables.models import build_model, families_for

@@ -17,12 +17,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from orchestrator import results as R
-from orchestrator.tensorboard import EXPERIMENT_DIR, best_key, experiment_tag
-from trainables import constants as C
-
 from conftest import TINY_CONCURRENT, TINY_TRIALS, free_port
+
+from orchestrator.reading import results as R
+from orchestrator.watch.tensorboard import EXPERIMENT_DIR, best_key, experiment_tag
+from trainables import constants as C
 
 REPO = Path(__file__).resolve().parent.parent
 CONCURRENT = TINY_CONCURRENT

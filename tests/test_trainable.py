@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from orchestrator.config import TASK_OPTIONS
+from orchestrator.experiment.config import TASK_OPTIONS
 from trainables import constants as C
 from trainables.tasks import TASKS
 from trainables.trainable import DIVERGED_PENALTY, TorchTrainable, TrialSettings

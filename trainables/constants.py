@@ -17,6 +17,13 @@ DEVICE = "device"
 GPU_IDS = "gpu_ids"  # the GPUs Ray assigned the trial (its CUDA_VISIBLE_DEVICES), whatever torch sees
 WORLD_SIZE = "world_size"  # data-parallel workers that trained the trial (`resources.workers`); 1 without DDP
 
+# Keys of a result that say where and how a trial ran, not how it did: Tune's bookkeeping and the trainable's
+# own placement keys. Readers that chart or tabulate measurements leave them out (each adds what it shows elsewhere).
+BOOKKEEPING = frozenset({
+    "done", "trial_id", "date", "pid", "hostname", "node_ip", "config", "time_since_restore", "iterations_since_restore",
+    "checkpoint_dir_name", "should_checkpoint", NODE_ID, GPU_IDS,
+})
+
 # A trial's checkpoint folder: its full state (weights, optimizer, RNG), and the epoch and metric it was
 # taken at, so that the export can pick the best checkpoint without Ray.
 STATE_FILE = "state.pt"

@@ -17,7 +17,14 @@ import torch
 from trainables import constants as C
 from trainables.objectives import Objective
 from trainables.tasks.base import TaskData
-from trainables.training import ALONE, DeviceData, Shard, TrialConfig, build_trial, run_epoch
+from trainables.training import (
+    ALONE,
+    DeviceData,
+    Shard,
+    TrialConfig,
+    build_trial,
+    run_epoch,
+)
 
 
 @dataclass(frozen=True)

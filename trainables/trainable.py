@@ -16,7 +16,11 @@ import torch
 from ray import tune
 
 from trainables import constants as C
-from trainables.constants import DIVERGED_PENALTY, META_FILE, STATE_FILE  # defined there: readers of a run need no Ray
+from trainables.constants import (  # defined there: readers of a run need no Ray
+    DIVERGED_PENALTY,
+    META_FILE,
+    STATE_FILE,
+)
 from trainables.host import TrialHost, TrialSettings  # noqa: F401  (TrialSettings: the settings it takes)
 from trainables.tasks.base import TaskData
 

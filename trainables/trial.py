@@ -128,3 +128,8 @@ def family_of(config: dict[str, Any], default: str = "?") -> str:
     """The family of a Tune config, or `default` for a config of another shape (a trial of a foreign run)."""
     arch = config.get(ARCH)
     return arch.get(FAMILY, default) if isinstance(arch, dict) else default
+
+
+def trial_dirname(trial) -> str:
+    """A Tune trial's short, stable name, `<family>_<trial id>`: its directory, and its run in each tracker."""
+    return f"{family_of(trial.config, 'trial')}_{trial.trial_id}"

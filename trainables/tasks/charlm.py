@@ -14,7 +14,15 @@ import numpy as np
 from pydantic import Field
 
 from trainables.constants import BPC, PERPLEXITY, modes
-from trainables.tasks.base import DataError, ModelSpec, Split, Task, TaskBase, TaskData, split_sizes
+from trainables.tasks.base import (
+    DataError,
+    ModelSpec,
+    Split,
+    Task,
+    TaskBase,
+    TaskData,
+    split_sizes,
+)
 
 METRICS = modes(BPC, PERPLEXITY)
 

@@ -16,7 +16,16 @@ from pydantic import ConfigDict, Field
 
 from trainables.constants import ACCURACY, F1, LOG_LOSS, MAE, MAPE, RMSE, modes
 from trainables.tasks import arrays as A
-from trainables.tasks.base import SPLITS, DataError, ModelSpec, RegressionLoss, Split, Task, TaskBase, TaskData
+from trainables.tasks.base import (
+    SPLITS,
+    DataError,
+    ModelSpec,
+    RegressionLoss,
+    Split,
+    Task,
+    TaskBase,
+    TaskData,
+)
 from trainables.tasks.user_loader import call_loader
 
 METRICS = modes(ACCURACY, F1, LOG_LOSS, RMSE, MAE, MAPE)

@@ -13,7 +13,17 @@ import numpy as np
 from pydantic import Field
 
 from trainables.constants import MAE, MAPE, RMSE, modes
-from trainables.tasks.base import DATA_DIR, DataError, ModelSpec, RegressionLoss, Split, Task, TaskBase, TaskData, split_sizes
+from trainables.tasks.base import (
+    DATA_DIR,
+    DataError,
+    ModelSpec,
+    RegressionLoss,
+    Split,
+    Task,
+    TaskBase,
+    TaskData,
+    split_sizes,
+)
 from trainables.tasks.tables import Missing, fill_missing, numeric_frame, read_csv
 
 BUILTIN = DATA_DIR / "sunspots.csv"

@@ -12,8 +12,25 @@ import numpy as np
 from pydantic import Field
 
 from trainables.constants import ACCURACY, F1, LOG_LOSS, MAE, MAPE, RMSE, modes
-from trainables.tasks.base import DATA_DIR, DataError, ModelSpec, RegressionLoss, Split, Task, TaskBase, TaskData, split_sizes
-from trainables.tasks.tables import Encoding, TableMissing, encode_features, encode_rows, feature_table, read_csv
+from trainables.tasks.base import (
+    DATA_DIR,
+    DataError,
+    ModelSpec,
+    RegressionLoss,
+    Split,
+    Task,
+    TaskBase,
+    TaskData,
+    split_sizes,
+)
+from trainables.tasks.tables import (
+    Encoding,
+    TableMissing,
+    encode_features,
+    encode_rows,
+    feature_table,
+    read_csv,
+)
 
 BUILTIN = DATA_DIR / "digits.csv.gz"
 BUILTIN_TARGET = "digit"

@@ -1,0 +1,118 @@
+"""The `orchestrator` commands that read what exists (a run, an exported model, the registries) and start no
+search: best, export, tensorboard, report, sample, list. `cli` parses their arguments and calls them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from orchestrator.errors import UserError
+
+
+def best(args) -> int:
+    from orchestrator.reading import results as R
+    from orchestrator.reading.storage import readable_run
+    from orchestrator.watch.console import describe
+
+    run = R.read_run(readable_run(args.run_dir))
+    trials = {t.trial_id: t for t in run.trials()}
+    rows = R.leaderboard_rows(list(trials.values()), run.metric, run.mode, run.max_epochs)[: args.top]
+    best = run.best_model()
+    if args.json:
+        shown = [{**{k: v for k, v in row.items() if k not in ("best", "hyperparameters")}, run.metric: row["best"],
+                  "hyperparameters": row["hyperparameters"]} for row in rows]
+        print(json.dumps({"run_dir": str(run.run_dir), "metric": run.metric, "mode": run.mode, "trials": shown, "best": best}, indent=2))
+        return 0
+    print(f"{run.run_dir.name}: {len(rows)} trial(s), ranked by {run.metric} ({run.mode})")
+    print(f"{'#':>3}  {'trial':<10} {'status':<14} {'epochs':>6}  {run.metric:>12}  hyperparameters")
+    for row in rows:
+        value = f"{row['best']:.4g}" if row["best"] is not None else "-"
+        print(f"{row['rank']:>3}  {row['trial_id']:<10} {row['status']:<14} {row['epochs']:>6}  {value:>12}  "
+              f"{describe(trials[row['trial_id']].config)}")
+    if best:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in best["metrics"].items())
+        print(f"best model ({best['trial_id']}, epoch {best['epoch']}): {shown}")
+    return 0
+
+
+def export(args) -> int:
+    from orchestrator.reading import results as R
+    from orchestrator.reading.storage import readable_run
+    from trainables.files import atomic_write
+
+    run = R.read_run(readable_run(args.run_dir))
+    out = Path(args.out)
+    existing = run.run_dir / R.BEST_DIR / R.MODEL_FILE
+    if existing.is_file():
+        atomic_write(out, lambda tmp: shutil.copyfile(existing, tmp))
+    else:  # an interrupted run: export from its best checkpoint so far
+        from orchestrator.running.best_model import export_best
+        from orchestrator.running.prepare import experiment_from_run, prepare
+
+        p = prepare(experiment_from_run(run.run_dir))
+        export_best(run.run_dir, p.data, p.metric, p.mode, out_path=out)
+    print(f"wrote {out}; load it with: from trainables import load_model; load_model('{out}')")
+    return 0
+
+
+def tensorboard(args) -> int:
+    from orchestrator.reading.storage import readable_run
+    from orchestrator.watch.tensorboard import serve
+
+    run_dir = readable_run(args.run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run directory")
+    print(f"TensorBoard on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    return serve(run_dir, args.port, args.host)
+
+
+def report(args) -> int:
+    from orchestrator.reading.report import write_report
+    from orchestrator.reading.storage import is_uri, readable_run
+
+    run_dir = readable_run(args.run_dir)
+    default = Path(f"{run_dir.name}-report.html") if is_uri(args.run_dir) else None  # not inside a temporary copy
+    out, model = write_report(run_dir, Path(args.out) if args.out else default)
+    summary = model["summary"]
+    print(f"wrote {out}: {summary['trials']} trial(s), {summary['state']}")
+    return 0
+
+
+def sample(args) -> int:
+    from trainables import load_model, sample_text
+
+    try:
+        model = load_model(args.model, trust_code=args.trust_code)
+        print(sample_text(model, args.prompt, args.length, temperature=args.temperature, seed=args.seed))
+    except (OSError, ValueError) as exc:
+        hint = "; on the command line: --trust-code" if "trust_code" in str(exc) and not args.trust_code else ""
+        raise UserError(f"{args.model}: {exc}{hint}") from None
+    return 0
+
+
+def list_registries(args) -> int:
+    from orchestrator.experiment.config import load_experiment
+    from orchestrator.search.schedulers import SCHEDULERS, pairing_problem
+    from orchestrator.search.searchers import SEARCHERS
+    from search_spaces import BUNDLED, portfolio
+    from trainables.models import registry_for
+    from trainables.tasks import TASKS
+
+    def pairs_with(record, what: str, allowed) -> str:
+        return "" if allowed is None else f" (pairs with {what} {', '.join(sorted(allowed))} only)"
+
+    sections = {
+        "model families": {n: f.summary() for n, f in registry_for(load_experiment(args.experiment).space.models if args.experiment else {}).items()},
+        "tasks": {n: f"{t.description}; default search space: {t.default_space}" for n, t in TASKS.items()},
+        "searchers": {n: s.help + pairs_with(s, "scheduler", s.schedulers) for n, s in SEARCHERS.items()},
+        "schedulers": {n: s.help + pairs_with(s, "searcher", s.searchers) for n, s in SCHEDULERS.items()},
+        "valid pairings (searcher: schedulers)": {s: ", ".join(k for k in SCHEDULERS if not pairing_problem(s, k)) for s in SEARCHERS},
+        "bundled search spaces": {n: str(p.name) for n, p in BUNDLED.items()},
+        "warm starts (warm_start)": portfolio.choices(),
+    }
+    for title, entries in sections.items():
+        print(f"{title}:")
+        for name, text in sorted(entries.items()):
+            print(f"  {name:<12} {text}")
+    return 0

@@ -1,0 +1,157 @@
+"""Everything checked and loaded before a run starts: the data path, the task's data, the metric, the space
+against the data; and the experiment of an existing run directory, for resume and export.
+
+Nothing here writes anything, so a rejected experiment leaves no run directory behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from orchestrator.errors import UserError
+from orchestrator.experiment.config import (
+    Experiment,
+    ExperimentConfig,
+    check_space,
+    parse_config,
+)
+from orchestrator.reading import results as R
+from trainables import constants as C
+from trainables.tasks import TASKS, DataError, TaskData
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An experiment whose data is loaded and checked: what the search and the export need."""
+
+    exp: Experiment
+    data: TaskData
+    metric: str
+    mode: str
+    plan: object = None  # orchestrator.search.budget.Plan, when the search was sized to a budget
+
+
+def resolve_data_path(config: ExperimentConfig, file: Path) -> ExperimentConfig:
+    """`task.data` and the file of `task.loader` (FILE.py:FUNCTION) as absolute paths: relative to the experiment
+    file's folder if they exist there, else to the CWD."""
+    update = {}
+    data = config.task.data
+    if data is not None and "://" not in data and not Path(data).is_absolute():
+        update["data"] = str(_beside(file, data))
+    loader = getattr(config.task, "loader", None)
+    if loader is not None and ":" in loader:
+        loader_file, _, function = loader.rpartition(":")
+        update["loader"] = f"{_beside(file, loader_file)}:{function}"
+    return config.model_copy(update={"task": config.task.model_copy(update=update)}) if update else config
+
+
+def _beside(file: Path, path: str) -> Path:
+    """`path` beside the experiment file, else in the CWD; a file in neither is named beside the experiment."""
+    beside, here = (file.parent / path).resolve(), Path(path).resolve()
+    return here if here.exists() and not beside.exists() else beside
+
+
+def prepare(exp: Experiment) -> Prepared:
+    """The task's data, loaded and preprocessed once, checked against the space, with the metric and mode to optimize."""
+    exp = replace(exp, config=resolve_data_path(exp.config, exp.file))
+    try:
+        data = TASKS[exp.config.task.kind].load(exp.config.task)
+    except DataError as exc:
+        raise UserError(f"{exp.where}: {exc}") from None
+    check_space_fits(exp, data)
+    metric, mode = exp.config.resolved_metric(data.metric)
+    allowed = {*data.metrics, C.VAL_LOSS}
+    if metric not in allowed:
+        raise UserError(
+            f"{exp.where}: key 'metric': value '{metric}': task {data.kind} reports {', '.join(sorted(allowed))}"
+        )
+    return Prepared(exp, data, metric, mode)
+
+
+def check_space_fits(exp: Experiment, data: TaskData) -> None:
+    """Builds a model for every choice option of the space on this task's data and runs it on a tiny batch,
+    so that a family setting that cannot run the task (a bidirectional model predicting every next character,
+    a user's module returning the wrong shape) fails now, not in every trial."""
+    import numpy as np
+
+    from trainables.models import registry_for
+    from trainables.trial import TrialConfig
+
+    families = registry_for(exp.space.models)  # the user's classes, imported once by parsing the space already
+    batch = _tiny_batch(data)
+    for config in exp.space.probes(np.random.default_rng(exp.config.seed)):
+        trial = TrialConfig.from_tune(config)
+        problem = probe_family(families[trial.family], trial.model, data.spec, batch)
+        if problem:
+            raise UserError(f"{exp.space.source}: families.{trial.family}: {problem} (task {data.kind})")
+
+
+def _tiny_batch(data: TaskData):
+    """Two training samples as the tensor a model receives."""
+    import numpy as np
+    import torch
+
+    return torch.as_tensor(np.ascontiguousarray(data.splits["train"].x[:2]))
+
+
+def probe_family(family, values: dict, spec, batch) -> str | None:
+    """Why `family` with `values` cannot run a task of `spec` (building it, or its output for `batch`), or None.
+
+    A user's exception is told with their file and line; a built-in's ValueError states its own rule."""
+    import torch
+
+    from trainables.models.user import user_error
+
+    user_file = _file_of(family)
+    try:
+        module = family.build(values, spec).eval()
+        with torch.no_grad():
+            out = module(batch)
+    except ValueError as exc:
+        return str(exc) if family.reference is None else user_error(exc, user_file)
+    except Exception as exc:  # the user's code may raise anything; told with their file and line
+        if family.reference is None:
+            raise
+        return f"{family.reference} failed on a batch of shape {tuple(batch.shape)}: {user_error(exc, user_file)}"
+    expected = (len(batch), spec.seq_len, spec.out_features) if spec.per_step else (len(batch), spec.out_features)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        return (f"forward must return a tensor of shape {expected} for an input of shape {tuple(batch.shape)} "
+                f"({_shape_rule(spec)}), but {family.module.__qualname__} returned {got}")
+    return None
+
+
+def _shape_rule(spec) -> str:
+    if spec.per_step:
+        return "(batch, seq_len, out_features): one prediction per step"
+    return "(batch, out_features): one prediction per sample"
+
+
+def _file_of(family) -> str | None:
+    import inspect
+
+    try:
+        return inspect.getsourcefile(family.module)
+    except TypeError:
+        return None
+
+
+def experiment_from_run(run_dir: Path) -> Experiment:
+    """The Experiment a run directory was started with (for resume and for exporting an interrupted run)."""
+    run = R.read_run(run_dir)
+    file = run.run_dir / R.EXPERIMENT_FILE
+    config = parse_config(migrate(run.experiment), str(file))
+    return Experiment(config, check_space(config, file), file)
+
+
+def migrate(resolved: dict) -> dict:
+    """A run's experiment.yaml in today's schema. Runs started before schedulers had options of their own
+    wrote ASHA's fields for every kind (`fifo` with grace_period and reduction_factor): those are dropped."""
+    from orchestrator.search.schedulers import SCHEDULERS
+
+    scheduler = dict(resolved.get("scheduler") or {})
+    record = SCHEDULERS.get(scheduler.get("kind", ""))
+    if record is not None:
+        scheduler = {k: v for k, v in scheduler.items() if k in record.options.model_fields}
+    return {**resolved, "scheduler": scheduler}

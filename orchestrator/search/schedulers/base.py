@@ -1,0 +1,72 @@
+"""The base every scheduler shares: the options all of them have, the record that registers one, and the rungs
+of successive halving (ASHA's, HyperBand's and the budget plan's). Ray-free, so that validating an experiment
+and reading a run stay fast."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
+
+from pydantic import Field
+
+from orchestrator.experiment.schema import Strict
+
+EPOCHS = "training_iteration"  # every scheduler counts time in epochs (one `step` of the trainable)
+
+
+class SchedulerOptions(Strict):
+    """Options every scheduler has: `max_epochs` is also where every trial stops."""
+
+    max_epochs: int = Field(10, ge=1)
+
+
+
+def rungs(max_epochs: int, grace_period: int, reduction_factor: float) -> list[int]:
+    """The epochs at which ASHA compares trials, max_epochs included (its rule: grace * rf^k below max_t; a
+    fractional factor's rungs rounded up to whole epochs)."""
+    out: list[int] = []
+    k = 0
+    while (r := math.ceil(grace_period * reduction_factor**k - 1e-9)) < max_epochs:
+        if not out or r > out[-1]:
+            out.append(r)
+        k += 1
+    return out + [max_epochs]
+
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """A scheduler: its options model, how to build Ray's scheduler from them, and how to describe them.
+
+    `build(options, space, searcher)` returns a Ray TrialScheduler whose state survives a resume
+    (`orchestrator.search.schedulers.resumable`); `problem(space)`: why it cannot work on that space, or None.
+    `own_population`: the scheduler evolves trials itself from a random population, which Ray's own generator
+    supplies (Ray refuses a Searcher beside PBT).
+
+    `describe` takes a mapping (the options as dumped into a run's experiment.yaml), so that readers of a
+    finished run describe it without rebuilding the config. `searchers`: the searchers it works with
+    (None: every one); a pairing outside it is refused at validation with `pairing_rule`.
+    """
+
+    name: str
+    options: type[SchedulerOptions]
+    build: Callable[..., Any]
+    help: str
+    describe: Callable[[Mapping[str, Any]], str]
+    searchers: Optional[frozenset[str]] = None
+    pairing_rule: str = ""
+    problem: Callable[[Any], Optional[str]] = lambda space: None
+    own_population: bool = False
+    # Trials that must run together for the scheduler to act at all (its options as a mapping); None: any number.
+    together: Optional[Callable[[Mapping[str, Any]], int]] = None
+
+    def concurrency_note(self, options: Mapping[str, Any], concurrency: int) -> Optional[str]:
+        """Why this scheduler would stop no trial at `concurrency` trials at once, or None."""
+        need = self.together(options) if self.together else 1
+        if concurrency >= need:
+            return None
+        return (f"{self.name} acts on {need} trials running together, but {concurrency} run at once (max_concurrent and the "
+                f"resources), so it stops or exploits no trial and runs like fifo; raise max_concurrent to {need}, or use asha")
+
+

@@ -1,0 +1,115 @@
+"""What a run prints: the header before the search, trial descriptions, and the summary after it.
+
+Plain functions of plain values (no Ray, no torch), shared by the run flow, the progress view and `best`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TextIO
+
+from orchestrator.reading import results as R
+from trainables import constants as C
+from trainables.trial import FAMILY, MODEL_PREFIX, TrialConfig
+
+# The hyperparameters a one-line trial description shows, when the trial has them.
+KEY_HPARAMS = ("model/hidden_size", "model/d_model", "model/num_layers", "lr", "optimizer", "batch_size")
+
+
+def clock(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def describe(config: dict[str, Any]) -> str:
+    """`lstm hidden_size=96 num_layers=2 lr=3.1e-03 ...` for a Tune config."""
+    flat = TrialConfig.from_tune(config).flat()
+    parts = [flat[FAMILY]]
+    keys = [k for k in KEY_HPARAMS if k in flat]
+    if not any(k.startswith(MODEL_PREFIX) for k in keys):  # a family of the user's: its own first few instead
+        keys = [k for k in flat if k.startswith(MODEL_PREFIX)][:3] + keys
+    for key in keys:
+        if key in flat:
+            value, name = flat[key], key.removeprefix(MODEL_PREFIX)
+            parts.append(f"{name}={value:.1e}" if isinstance(value, float) else f"{name}={value}")
+    return " ".join(parts)
+
+
+def first_trials(config, space) -> str:
+    """What runs before the searcher's own suggestions, in words ('' when nothing does)."""
+    from search_spaces.portfolio import warm_start_points
+
+    given = len(config.points_to_evaluate)
+    portfolio = len(warm_start_points(config, space, given))
+    parts = ([f"{given} point(s) of points_to_evaluate"] if given else []) + (
+        [f"{portfolio} from the warm start's portfolio (configurations that did well on the bundled tasks; `warm_start: none` "
+         "leaves them out)"] if portfolio else [])
+    return ", then ".join(parts) + (f", then the {config.searcher} searcher's own" if parts else "")
+
+
+def header(exp, summary: str, run_dir: Path, num_trials: int, concurrency: int, out: TextIO) -> None:
+    """The lines printed before the search starts: data, search set-up, resources and where results go."""
+    from orchestrator.search.schedulers import SCHEDULERS
+
+    c = exp.config
+    sched = SCHEDULERS[c.scheduler.kind].describe(c.scheduler.model_dump())
+    print(f"Experiment {run_dir.name}: {summary}", file=out)
+    print(
+        f"  {num_trials} trials over {', '.join(exp.space.families)} | searcher {c.searcher} | scheduler {sched} | "
+        f"{concurrency} at once, {c.resources.cpu:g} CPU / {c.resources.gpu:g} GPU each" + (f" worker, {c.resources.workers} workers per trial" if c.resources.workers > 1 else ""),
+        file=out,
+    )
+    note = SCHEDULERS[c.scheduler.kind].concurrency_note(c.scheduler.model_dump(), concurrency)
+    if note:
+        print(f"  note: {note}", file=out)
+    first = first_trials(c, exp.space)
+    if first:
+        print(f"  first: {first}", file=out)
+    if c.resources.workers > 1:
+        print(f"  data-parallel (DDP, {'nccl' if c.resources.gpu else 'gloo'}): each step trains batch_size x {c.resources.workers} "
+              f"samples, batch_size on each worker", file=out)
+    print(f"  run directory: {run_dir}", file=out, flush=True)
+
+
+def summarize(run_dir: Path, task, trials: list[R.TrialRecord], best, task_metric: str, max_epochs: int, elapsed: float, out: TextIO,
+              own_class: bool = False) -> None:
+    """The end-of-run summary: outcomes, failures with reasons, the best trial and how to use it.
+
+    `task`: the task's record, whose `usage` adds its own lines (charlm: how to sample text); `own_class`: the best
+    model is of the user's own class, which load_model imports only when told to trust it."""
+    counts = R.status_counts(trials, max_epochs)
+    print(f"\nDone in {clock(elapsed)}: {len(trials)} trials (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")", file=out)
+    for t in trials:
+        if t.status(max_epochs) in (R.FAILED, R.DIVERGED):
+            reason = t.error or "loss became NaN/inf"
+            print(f"  {t.status(max_epochs)}: {t.trial_id} [{describe(t.config)}]: {reason}", file=out)
+    if best is None:
+        print("No trial produced a usable model.", file=out)
+        return
+    test = C.test_key(task_metric)
+    print(f"Best trial {best.trial.trial_id} [{describe(best.trial.config)}] at epoch {best.epoch}:", file=out)
+    print(f"  {task_metric} {best.metrics[task_metric]:.4g} (validation), {test} {best.metrics[test]:.4g} (test)", file=out)
+    # The task's other metrics (macro-F1, log loss, MAE...), as validation / test pairs.
+    others = [k for k in best.metrics if k in C.MODES and k != task_metric and C.test_key(k) in best.metrics]
+    if others:
+        pairs = ", ".join(f"{k.removeprefix('val_')} {best.metrics[k]:.4g} / {best.metrics[C.test_key(k)]:.4g}" for k in others)
+        print(f"  also (validation / test): {pairs}", file=out)
+    lines = [
+        ("Run directory", str(run_dir)),
+        ("Leaderboard", f"orchestrator best {run_dir}"),
+        ("TensorBoard", f"orchestrator tensorboard {run_dir}   (or: tensorboard --logdir {run_dir})"),
+        ("Best model", str(best.path)),
+        *task.usage(best.path),
+        ("In Python", f"from trainables import load_model; m = load_model('{best.path}'"
+                      + (", trust_code=True)   (or model_class=YourClass: the model is your own class)" if own_class else ")")),
+    ]
+    for label, text in lines:
+        print(f"{label + ':':<15} {text}", file=out)
+
+
+def budget_line(plan, used_s: float, trials: int, out: TextIO) -> None:
+    """How the budgeted search went against its plan."""
+    from orchestrator.search.budget import clock_text
+
+    print(f"{'Budget:':<15} searched for {clock(used_s)} of the {clock_text(plan.budget_s)} budget "
+          f"(planned ~{plan.num_samples} trials over ~{clock(plan.expected_s)}; ran {trials})", file=out, flush=True)
