@@ -64,6 +64,8 @@ def run(w: Workload, workdir: Path) -> dict[str, Any]:
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.hyperopt import HyperOptSearch
 
+    from search_spaces.hyperopt_space import to_hyperopt
+
     # address="local": a fresh Ray of its own, never another one left running on the machine.
     ray.init(address="local", num_cpus=os.cpu_count(), **({} if w.plain_gpu_per_trial else {"num_gpus": 0}))
     resources = {"cpu": w.cpu_per_trial, "gpu": w.plain_gpu_per_trial}
@@ -73,7 +75,7 @@ def run(w: Workload, workdir: Path) -> dict[str, Any]:
         tune_config = tune.TuneConfig(
             metric=METRIC,
             mode=MODE,
-            search_alg=HyperOptSearch(space.hyperopt(), metric=METRIC, mode=MODE, n_initial_points=startup_trials(w), random_state_seed=w.seed),
+            search_alg=HyperOptSearch(to_hyperopt(space), metric=METRIC, mode=MODE, n_initial_points=startup_trials(w), random_state_seed=w.seed),
             scheduler=ASHAScheduler(max_t=w.max_epochs, grace_period=w.grace_period, reduction_factor=w.reduction_factor),
             num_samples=w.num_trials,
             max_concurrent_trials=w.plain_concurrent,

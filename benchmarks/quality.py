@@ -83,7 +83,7 @@ def spread(values: list[float], fmt: str = "{:.2f}") -> str:
 
 
 def report(curves: dict[str, list[Curve]], budget: int, args) -> tuple[str, dict[str, Any]]:
-    from orchestrator.search import searchers
+    from orchestrator.search.searchers import startup_trials
 
     _, space, metric, title = TASKS[args.task]
     target = getattr(args, "target", None)
@@ -116,7 +116,7 @@ def report(curves: dict[str, list[Curve]], budget: int, args) -> tuple[str, dict
         f"{title}, bundled `{space}` space, {len(curves[BASELINE])} seeds; budget {budget} epochs "
         f"(random search: {args.random_trials} trials × {args.max_epochs} epochs; each pairing: up to {args.trials} trials, "
         f"grace {args.grace_period}, ×{args.reduction_factor} where its scheduler takes them, TPE's first "
-        f"{searchers.hyperopt_startup_trials(args.trials)} trials random, cut off at the budget"
+        f"{startup_trials(args.trials, args.startup_fraction)} trials random, cut off at the budget"
         + ("; each pairing first runs every family's default configuration" if args.defaults_first else "")
         + (f"; each pairing first runs the {len(first_points(args))} points of {Path(args.points).name}" if getattr(args, "points", None)
            else "; each pairing first runs the shipped portfolio" if getattr(args, "warm_start", False) and not args.defaults_first else "")
@@ -219,27 +219,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tag", default="", help="added to the result files' names, to keep a variant's study apart")
     p.add_argument("--out", default=str(RESULTS_DIR))
     args = p.parse_args(argv)
-    from orchestrator.search import searchers
-
     if args.rescore:  # the study as its record ran it
         record = json.loads(Path(args.rescore).read_text())
         for key in ("task", "seeds", "random_trials", "trials", "max_epochs", "grace_period", "reduction_factor", "startup_fraction",
                     "defaults_first", "promote", "points", "warm_start"):
             setattr(args, key, record["args"].get(key))
     args.target = pool_target(args.target_pool, args) if args.target_pool else None  # checked before Ray starts
+    from orchestrator.search.searchers import STARTUP_FRACTION
+
+    # The study's TPE start-up share, given to each search through `orchestrator.run(startup_fraction=...)`.
+    args.startup_fraction = STARTUP_FRACTION if args.startup_fraction is None else args.startup_fraction
     if args.rescore:
         curves = {name: [_curve(run) for run in runs] for name, runs in record["curves"].items()}
-        before = searchers.STARTUP_FRACTION
-        try:  # the table names the study's own start-up trials
-            searchers.STARTUP_FRACTION = args.startup_fraction or before
-            print(report(curves, record["budget_epochs"], args)[0])
-        finally:
-            searchers.STARTUP_FRACTION = before
+        print(report(curves, record["budget_epochs"], args)[0])
         return 0
 
-    if args.startup_fraction is not None:  # the default rule's own constant: the searcher is built in this process
-        searchers.STARTUP_FRACTION = args.startup_fraction
-    args.startup_fraction = searchers.STARTUP_FRACTION
     contenders = [BASELINE, *[c for c in pairings(args.pairing or ["hyperopt:asha"]) if c != BASELINE]]
     first_points(args)  # checked before Ray starts
     from orchestrator.running import cluster
@@ -255,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                 if pairing == BASELINE and earlier:
                     curve = earlier[seed]
                 else:
-                    curve = run_search(experiment(pairing, seed, args, storage), Path(storage), budget)
+                    curve = run_search(experiment(pairing, seed, args, storage), Path(storage), budget, args.startup_fraction)
                 curves[pairing].append(curve)
                 print(f"seed {seed} {pairing_label(pairing)}: {curve.epochs[-1] if curve.epochs else 0} epochs, "
                       f"best at budget {curve.at_budget(budget):.3f}", flush=True)
@@ -277,7 +271,7 @@ def write(curves: dict[str, list[Curve]], budget: int, args, contenders: list[st
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record.update(args={k: v for k, v in vars(args).items() if k != "out"}, machine=info, curves={s: [c.__dict__ for c in cs] for s, cs in curves.items()})
-    # The default contender keeps the file name the README's table cites; other studies get their own.
+    # The default contender keeps the file name benchmarks/README.md's table cites; other studies get their own.
     stem = out / ((f"quality-{args.task}" if contenders == [BASELINE, "hyperopt:asha"] else f"quality-{args.task}-pairings")
                   + (f"-{args.tag}" if args.tag else ""))
     stem.with_suffix(".md").write_text(text)

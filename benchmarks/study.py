@@ -4,13 +4,14 @@ contender's search is, and its curve of the best value so far per epoch spent. S
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from trainables.rows import usable_value
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # task -> (task options, bundled space, metric, description)
@@ -128,30 +129,22 @@ def epoch_budget(budget: int):
 
 def row_value(row: dict[str, Any], metric: str) -> float:
     """An epoch's validation value as a search counts it: a diverged, missing or non-finite one is infinity (never best)."""
-    value = row.get(metric)
-    if isinstance(value, (int, float)) and math.isfinite(value) and not row.get("diverged"):
-        return float(value)
-    return math.inf
+    value = usable_value(row, metric)
+    return math.inf if value is None else value
 
 
-def run_search(raw: dict[str, Any], storage: Path, budget: int) -> Curve:
-    """One search through the orchestrator's tuning path, ended at the epoch budget; its curve read back from the
-    run directory."""
-    from orchestrator.experiment.config import Experiment, check_space, parse_config
+def run_search(raw: dict[str, Any], storage: Path, budget: int, startup_fraction: float | None = None) -> Curve:
+    """One search run as a user runs it (`orchestrator.run`), ended at the epoch budget by its `stop` option, with
+    TPE's `startup_fraction` (None: the default); its curve read back from the run directory."""
+    import orchestrator
     from orchestrator.reading import results as R
-    from orchestrator.running import tuning
-    from orchestrator.running.prepare import prepare
 
-    file = storage / f"{raw['name']}.yaml"
-    config = parse_config(raw, str(file))
-    p = prepare(Experiment(config, check_space(config, file), file))
-    metric = p.metric
-    setup = tuning.build_tuner(p, str(storage), stopper=epoch_budget(budget))
-    with contextlib.redirect_stdout(io.StringIO()):  # the per-trial progress lines are not the point here
-        setup.tuner.fit()
+    run = orchestrator.run({**raw, "storage": str(storage)}, stop=epoch_budget(budget), startup_fraction=startup_fraction,
+                           out=io.StringIO())  # the per-trial progress lines are not the point here
+    metric = run.metric
     epochs, seconds, best = [], [], []
     spent, compute, so_far = 0, 0.0, math.inf
-    trials = R.load_trials(storage / config.name)  # in start order; one trial at a time
+    trials = R.load_trials(run.path)  # in start order; one trial at a time
     # Epochs in the order they ended: a HyperBand trial pauses at a rung and resumes after others ran.
     for row in sorted((row for trial in trials for row in trial.rows), key=lambda row: row.get("timestamp", 0.0)):
         spent += 1

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from trainables.rows import usable_value
+
 METRIC = "val_bpc"  # trainables.constants.BPC, the charlm task's metric (lower is better)
 MODE = "min"
 FAMILY = "lstm"
@@ -106,9 +108,9 @@ def device_for(gpu_share: float):
 
 def startup_trials(w: Workload) -> int:
     """Random trials before TPE models the results: the orchestrator's rule, used by every contender."""
-    from orchestrator.search.searchers import hyperopt_startup_trials
+    from orchestrator.search.searchers import startup_trials as rule
 
-    return hyperopt_startup_trials(w.num_trials)
+    return rule(w.num_trials)
 
 
 def fixed_configs(w: Workload) -> list[dict[str, Any]]:
@@ -159,7 +161,7 @@ class TrialFigures:
 
     @classmethod
     def from_rows(cls, rows: list[dict[str, Any]], *, finished: bool = True) -> "TrialFigures":
-        values = [r[METRIC] for r in rows if isinstance(r.get(METRIC), (int, float)) and math.isfinite(r[METRIC]) and abs(r[METRIC]) < 1e8]
+        values = [v for r in rows if (v := usable_value(r, METRIC)) is not None]
         return cls(
             epochs=len(rows),
             step_s=float(sum(r.get("epoch_time_s", 0.0) for r in rows)),
@@ -174,8 +176,8 @@ def best_so_far(points: list[tuple[float, Any]]) -> list[list[float]]:
     pairs in any order; diverged or missing values count as no progress."""
     curve, best = [], math.inf
     for t, value in sorted(points, key=lambda p: p[0]):
-        if isinstance(value, (int, float)) and math.isfinite(value) and abs(value) < 1e8:
-            best = min(best, value)
+        if (usable := usable_value({METRIC: value}, METRIC)) is not None:
+            best = min(best, usable)
         if math.isfinite(best):
             curve.append([round(t, 3), best])
     return curve

@@ -20,6 +20,7 @@ from typing import Any, Union
 from orchestrator.errors import UserError
 from orchestrator.reading import results as R
 from trainables import constants as C
+from trainables.rows import epoch_began
 from trainables.trial import FAMILY, MODEL_PREFIX
 
 # Result keys Tune adds for its own bookkeeping: not a measurement of the epoch, so not a DataFrame column.
@@ -143,7 +144,7 @@ def _trial_row(t: R.TrialRecord, metrics: dict[str, str], max_epochs: int) -> di
         row[f"{metric}_best"] = t.best(metric, mode)
     first, last = (t.rows[0], t.rows[-1]) if t.rows else ({}, {})
     row["time_total_s"] = last.get("time_total_s")
-    row["started"] = first["timestamp"] - first.get("time_this_iter_s", 0.0) if "timestamp" in first else None
+    row["started"] = epoch_began(first)
     row["ended"] = last.get("timestamp")
     row["error"] = t.error
     return row
@@ -170,12 +171,18 @@ def load_run(location: Union[str, Path]) -> Run:
 Source = Union[str, Path, dict, Any]  # a YAML path, a mapping, an ExperimentConfig or a validated Experiment
 
 
-def run(experiment: Source = None, *, address: str | None = None, **overrides: Any) -> Run:
+def run(experiment: Source = None, *, address: str | None = None, stop: Any = None, startup_fraction: float | None = None,
+        out: Any = None, **overrides: Any) -> Run:
     """Runs an experiment end to end, as `orchestrator run` does, and returns the run read back.
 
     `experiment`: a YAML file, a mapping of the same keys, an `ExperimentConfig` or an `Experiment` (None: the
     built-in quickstart). Keyword arguments replace keys, as `--set` does: `num_samples=4`, and for a nested
     key its dotted name, `**{"scheduler.max_epochs": 3}`. A taken run name gets a numeric suffix (`name-2`).
+    Two search options are not experiment keys: `stop`, a stop condition beside `max_epochs` and the time
+    budget (a `ray.tune.Stopper`, e.g. one that ends the search after N epochs in all, or a function
+    `(trial_id, result) -> bool` that ends a trial), and `startup_fraction`, the share of the trials HyperOpt's
+    and Optuna's TPE draw at random before modelling (default 1/3, at least 3 and at most 20 trials).
+    `out`: where the progress goes (default: standard output).
     Raises UserError for bad input (nothing written), RunFailed when no trial succeeded, KeyboardInterrupt
     when interrupted (the state is saved: `orchestrator resume` continues it).
     """
@@ -186,7 +193,7 @@ def run(experiment: Source = None, *, address: str | None = None, **overrides: A
     store = Storage.of(exp.config.storage)
     name = _free_name(store, exp.config.name)
     exp = dataclasses.replace(exp, config=exp.config.model_copy(update={"name": name}))
-    status = runner.run(exp, address=address, explicit_name=True)
+    status = runner.run(exp, address=address, explicit_name=True, out=out, stop=stop, startup_fraction=startup_fraction)
     if status == 130:
         raise KeyboardInterrupt(f"interrupted; continue with: orchestrator resume {store.run(name)}")
     result = load_run(store.run(name))
@@ -218,10 +225,10 @@ def _experiment(source: Source, overrides: dict[str, Any]):
     """The validated Experiment for any accepted source, with `overrides` applied where `--set` would apply them.
 
     Values stay Python values (not YAML text): a mapping may hold what YAML cannot, such as a model class."""
-    from orchestrator.experiment.config import (
+    from orchestrator.experiment.config import ExperimentConfig
+    from orchestrator.experiment.load import (
         QUICKSTART,
         Experiment,
-        ExperimentConfig,
         experiment_from_mapping,
         read_yaml,
     )

@@ -114,10 +114,10 @@ def choices() -> dict[str, str]:
             "none": "the searcher's own suggestions from the first trial"}
 
 
-def warm_start_points(config, space, given: int) -> list[dict[str, Any]]:
-    """The portfolio's flat points an experiment runs after its `given` points of its own: none for `warm_start:
-    none` or the grid searcher (it runs its grid only), else up to `warm_start_size`."""
-    size = warm_start_size(config.num_samples, given) if config.warm_start == "portfolio" and config.searcher != "grid" else 0
+def warm_start_points(space, num_samples: int, given: int) -> list[dict[str, Any]]:
+    """The portfolio's flat points a search of `num_samples` trials runs after its `given` points of its own (up to
+    `warm_start_size`); whether the experiment runs a warm start at all is its config's and its searcher's call."""
+    size = warm_start_size(num_samples, given)
     return portfolio_points(space, size) if size else []
 
 

@@ -61,12 +61,6 @@ class SearchSpace:
         the family registry: no torch import, and a run stays readable after a family changes."""
         return parse_space(mapping, source, check=False)
 
-    def hyperopt(self) -> dict[str, Any]:
-        """A native HyperOpt space (see `search_spaces.hyperopt_space.to_hyperopt`)."""
-        from search_spaces.hyperopt_space import to_hyperopt
-
-        return to_hyperopt(self)
-
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """One random Tune config (uniform over families, then over each domain)."""
         names = list(self.families)

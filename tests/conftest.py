@@ -89,6 +89,20 @@ def kill_leftovers(tmp: str) -> None:
             pass
 
 
+# Fixtures that start Ray or a server (directly or through another fixture): every test that needs one is `slow`.
+# ray_session (and finished_run through it), s3_server here; `cluster` (tests/test_cluster.py: a two-node Ray) and
+# `head` (tests/test_jobs.py: a Ray head with the Jobs API).
+SLOW_FIXTURES = {"ray_session", "s3_server", "cluster", "head"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks `slow` each test whose fixtures (their whole closure: `finished_run` brings `ray_session`) start Ray
+    or a server, so that `-m "not slow"` leaves it out without every such test saying so."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One in-process Ray for every test that tunes; the CLI's start_ray sees it and does not start another."""

@@ -58,7 +58,7 @@ def test_bad_input_raises_the_clis_error(tmp_path, capsys):
 def test_every_kind_of_experiment_gives_the_same_validated_one(tmp_path):
     """A YAML path, a mapping, an ExperimentConfig and an Experiment, with the same override: one experiment."""
     from orchestrator.api import _experiment
-    from orchestrator.experiment.config import load_experiment
+    from orchestrator.experiment.load import load_experiment
 
     raw = tiny_config(tmp_path / "runs")
     path = tmp_path / "tiny.yaml"

@@ -20,6 +20,7 @@ from benchmarks.workload import SIZES, experiment, fixed_configs, search_space
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_harness_tiny_writes_a_complete_table(tmp_path):
     proc = subprocess.run(
@@ -63,7 +64,8 @@ def test_harness_tiny_writes_a_complete_table(tmp_path):
 
 def test_the_orchestrator_contender_runs_a_valid_experiment(tmp_path):
     """... with nothing run first that the other contenders would not run (no warm start)."""
-    from orchestrator.experiment.config import check_points, check_space, parse_config
+    from orchestrator.experiment.config import parse_config
+    from orchestrator.experiment.load import check_points, check_space
 
     for size in SIZES.values():
         for work in ("search", "fixed"):
@@ -107,6 +109,7 @@ def test_race_reports_the_time_to_reach_optunas_final_best():
     assert "| orchestrator | - | 2.1000 | 2.1000 | 2.1000 | 2.1000 |" in text  # at 25%, only one repeat had a result
 
 
+@pytest.mark.slow
 def test_scaling_trains_the_spaces_largest_transformer_on_one_and_two_workers(tmp_path):
     """The data-parallel scaling benchmark on CPU workers (gloo): its config is a point of the charlm space with
     every size at the top, and it measures one and two workers (the GPU figures need a GPU machine)."""

@@ -110,8 +110,8 @@ def test_ambiguous_or_wrong_data_flags_exit_2(files, monkeypatch, capsys, args, 
 
 
 def test_printed_config_runs_as_a_file_and_is_the_same_experiment(files, monkeypatch, capsys):
-    from orchestrator.experiment.config import load_experiment
     from orchestrator.experiment.from_data import load_for_command
+    from orchestrator.experiment.load import load_experiment
 
     monkeypatch.chdir(files)
     assert main(["run", "--data", "series.csv", "--forecast", "load", "--budget", "2m", "--print-config"]) == 0
@@ -129,6 +129,7 @@ def test_budget_and_time_budget_are_exclusive(files, monkeypatch, capsys):
     assert "set one" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_a_tiny_budget_run_ends_within_its_budget_and_exports(files, tmp_path):
     """A whole command, from a fresh process: its wall time stays within the budget (+10%) and best/ is written."""

@@ -323,6 +323,7 @@ def test_a_trial_refuses_a_node_that_cannot_see_the_run_directory(tmp_path):
     check_storage_visible(None, "10.0.0.7")  # cloud storage: nothing to look for
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_an_address_nobody_answers_fails_in_seconds(packed_experiment, tmp_path):
     import socket

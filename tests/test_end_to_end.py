@@ -5,6 +5,7 @@ reader), the exported model (loaded without Ray and evaluated to the reported me
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,7 @@ def test_export_and_sample_commands(finished_run, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("def ")
 
 
+@pytest.mark.slow
 def test_cli_entry_point_rejects_bad_config(tmp_path):
     """The installed console script: exit 2, one `error:` line, no traceback, nothing written."""
     bad = tmp_path / "bad.yaml"
@@ -111,8 +113,25 @@ def test_cli_entry_point_rejects_bad_config(tmp_path):
 
 
 def test_validate_command(capsys):
+    """With no file, validate checks the built-in quickstart (charlm on CPython's docs, the bundled charlm space,
+    HyperOpt + ASHA) and says, in one line, what it would run: the data and its splits, the space's file, its
+    families, the metric and its direction, the searcher and the scheduler."""
+    import orchestrator.experiment
+    import search_spaces
+
     assert main(["validate"]) == 0
-    assert "valid" in capsys.readouterr().out
+    out = capsys.readouterr().out.strip()
+    quickstart = Path(orchestrator.experiment.__file__).resolve().parent / "quickstart.yaml"
+    space = Path(search_spaces.__file__).resolve().parent / "charlm.yaml"
+    line = re.fullmatch(
+        re.escape(f"{quickstart}: valid. charlm on pydoc_data.topics (CPython documentation) (")
+        + r"train (\d+), val (\d+), test (\d+) samples"
+        + re.escape(f"); search space {space}: 5 families (lstm, gru, rnn, transformer, mlp); optimizing val_bpc (min) with hyperopt + asha"),
+        out,
+    )
+    assert line, out
+    train, val, test = map(int, line.groups())
+    assert val == test == round((train + val + test) * 0.1) > 0  # the default 10 % validation and 10 % test windows
 
 
 # The driver as `orchestrator run` has it just before Ray starts: the CLI, the config and the runner imported.
@@ -128,6 +147,7 @@ before = set(sys.modules)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_imports_ahead_share_no_module_with_ray_start():
     """The modules the driver imports in a thread while Ray starts are never ones ray.init imports itself."""

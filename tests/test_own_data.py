@@ -1,6 +1,6 @@
 """Bringing your own data: a Python loader (`task: {kind: custom, loader: FILE.py:FUNCTION}`), real-world CSVs
 (comment lines, gaps, text columns, string labels) and the metrics each problem reports, checked against
-scikit-learn. The README's loader example (digits read row by row, searched over lstm, gru and mlp, exported
+scikit-learn. The loader example of docs/own-data-and-models.md (digits read row by row, searched over lstm, gru and mlp, exported
 and used on raw sequences) runs in tests/test_readme.py."""
 
 from __future__ import annotations

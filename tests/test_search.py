@@ -44,7 +44,7 @@ def started_configs(run_dir: Path) -> list[dict]:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("searcher,scheduler", [("bohb", "hyperband"), ("random", "median"), ("hyperopt", "hyperband")])
+@pytest.mark.parametrize("searcher,scheduler", [("bohb", "hyperband"), ("random", "median")])
 def test_searcher_and_scheduler_in_a_real_run(searcher, scheduler, tmp_path, ray_session, capsys):
     path = experiment(tmp_path, searcher=searcher, scheduler={"kind": scheduler, "max_epochs": 3})
     assert main(["run", str(path)]) == 0
@@ -130,6 +130,111 @@ def test_schedulers_that_act_on_trials_together_say_when_too_few_run_at_once():
     pbt = SCHEDULERS["pbt"].options(kind="pbt").model_dump()
     assert "pbt acts on 4 trials" in SCHEDULERS["pbt"].concurrency_note(pbt, 3) and SCHEDULERS["pbt"].concurrency_note(pbt, 4) is None
     assert SCHEDULERS["asha"].concurrency_note(SCHEDULERS["asha"].options(kind="asha").model_dump(), 1) is None
+
+
+class FakeTrial:
+    """What Ray's HyperBand reads of a trial: trials and results are made up (as Syne Tune tests its schedulers)."""
+
+    def __init__(self, n: int):
+        from ray.tune.experiment import Trial
+
+        self.trial_id, self.status, self.is_saving, self.last_result = f"t{n}", Trial.PENDING, False, {}
+
+
+class FakeController:
+    """Tune's controller as a scheduler calls it back: `stop_trial` (of a paused trial, or the one reporting)."""
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+
+    def stop_trial(self, trial):
+        from ray.tune.experiment import Trial
+
+        if trial.status in (Trial.PENDING, Trial.PAUSED):
+            self.scheduler.on_trial_remove(self, trial)
+        elif trial.status == Trial.RUNNING:
+            self.scheduler.on_trial_complete(self, trial, trial.last_result)
+        trial.status = Trial.TERMINATED
+
+
+def epochs_under_hyperband(options: dict, losses: list[float], epoch_s: list[float], concurrency: int) -> list[int]:
+    """The epochs each trial trains when our `hyperband` record's scheduler decides, driven as Tune drives it, with
+    no training: trial i reports losses[i] every epoch, an epoch of it takes epoch_s[i] seconds, at most
+    `concurrency` trials are live (a paused one still counts, as in Tune's ConcurrencyLimiter) and run at once,
+    and a trial at max_epochs is stopped (Tune's stopper) before the scheduler sees its result."""
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import TrialScheduler
+
+    from orchestrator.search.schedulers import SCHEDULERS
+    from orchestrator.search.schedulers.base import EPOCHS
+
+    record = SCHEDULERS["hyperband"]
+    max_epochs = record.options(kind="hyperband", **options).max_epochs
+    scheduler = record.build(record.options(kind="hyperband", **options))
+    scheduler.set_search_properties("loss", "min")
+    controller = FakeController(scheduler)
+    trials: list[FakeTrial] = []
+    epochs: list[int] = []
+    due: list[float] = []  # when each running trial's current epoch ends
+    now = 0.0
+    while True:
+        while sum(t.status != Trial.TERMINATED for t in trials) < concurrency and len(trials) < len(losses):
+            trials.append(FakeTrial(len(trials)))
+            epochs.append(0)
+            due.append(0.0)
+            scheduler.on_trial_add(controller, trials[-1])
+        while sum(t.status == Trial.RUNNING for t in trials) < concurrency and (chosen := scheduler.choose_trial_to_run(controller)):
+            chosen.status = Trial.RUNNING
+            due[trials.index(chosen)] = now + epoch_s[trials.index(chosen)]
+        running = [i for i, t in enumerate(trials) if t.status == Trial.RUNNING]
+        if not running:
+            break
+        i = min(running, key=lambda i: (due[i], i))
+        now, epochs[i] = due[i], epochs[i] + 1
+        due[i] = now + epoch_s[i]
+        trial = trials[i]
+        trial.last_result = result = {EPOCHS: epochs[i], "loss": losses[i]}
+        if epochs[i] == max_epochs:
+            controller.stop_trial(trial)
+            continue
+        decision = scheduler.on_trial_result(controller, trial, result)
+        if decision == TrialScheduler.PAUSE:
+            trial.status = Trial.PAUSED
+        elif decision == TrialScheduler.STOP:
+            controller.stop_trial(trial)
+    assert len(trials) == len(losses) and all(t.status == Trial.TERMINATED for t in trials), "the search stalled"
+    return epochs
+
+
+HB_TRIALS = 24
+HB_LOSSES = [(i * 7 % 11) / 10 + i / 1000 for i in range(HB_TRIALS)]  # all different; the best neither first nor last
+HB_PACES = {  # seconds per epoch of each trial: when trials finish decides which bracket the next one joins
+    "even": [1.0] * HB_TRIALS,
+    "mixed": [1 + (i * 5 % 7) / 3 for i in range(HB_TRIALS)],
+    "every third slow": [3.0 if i % 3 == 0 else 1.0 for i in range(HB_TRIALS)],
+}
+# Ray's first bracket holds round(log(max_t)/log(eta)) + 1 trials, never halves, and takes every new trial while it
+# has room: HyperBand stops trials from one more than that at once; `together` is its largest bracket's size.
+_TOGETHER_TOO_HIGH = pytest.mark.xfail(strict=True, reason="hyperband's `together` (the largest bracket's size) is above "
+                                       "where HyperBand starts stopping trials (its first bracket's size + 1)")
+
+
+@pytest.mark.parametrize("max_epochs,eta", [(3, 3), (4, 2), (5, 2), pytest.param(8, 3, marks=_TOGETHER_TOO_HIGH),
+                                            pytest.param(8, 2, marks=_TOGETHER_TOO_HIGH), pytest.param(27, 3, marks=_TOGETHER_TOO_HIGH)])
+def test_hyperband_stops_trials_exactly_when_it_gives_no_concurrency_note(max_epochs, eta):
+    """The header's note ("stops no trial and runs like fifo") against HyperBand's own decisions: at each number of
+    trials at once, it stops a trial early (in one pace or another) exactly when no note is given, and never the best."""
+    from orchestrator.search.schedulers import SCHEDULERS
+
+    options = {"max_epochs": max_epochs, "reduction_factor": eta}
+    record = SCHEDULERS["hyperband"]
+    best = HB_LOSSES.index(min(HB_LOSSES))
+    for concurrency in range(1, record.together(options) + 3):
+        runs = {pace: epochs_under_hyperband(options, HB_LOSSES, epoch_s, concurrency) for pace, epoch_s in HB_PACES.items()}
+        stopped = {pace: [i for i, n in enumerate(epochs) if n < max_epochs] for pace, epochs in runs.items()}
+        note = record.concurrency_note(options, concurrency)
+        assert any(stopped.values()) == (note is None), f"{concurrency} at once: note {note!r}, stopped early {stopped}"
+        assert all(epochs[best] == max_epochs for epochs in runs.values()), f"{concurrency} at once: the best trial was stopped"
 
 
 @pytest.mark.timeout(180)
@@ -261,16 +366,13 @@ def test_the_quality_benchmark_takes_every_valid_pairing_and_refuses_the_others(
 @pytest.mark.timeout(240)
 def test_the_quality_study_stops_searches_at_the_budget_and_varies_the_startup_fraction(tmp_path, ray_session, capsys):
     """A tiny study: each contender's search ends once it has spent the budget (12 trials x 2 epochs would be 24
-    epochs; the budget is 2 x 2), and --startup-fraction changes the default rule's constant for the study."""
+    epochs; the budget is 2 x 2), and --startup-fraction is given to each search (`orchestrator.run(startup_fraction=...)`)."""
     from benchmarks import quality
     from orchestrator.search import searchers
 
-    before = searchers.STARTUP_FRACTION
-    try:
-        assert quality.main(["--task", "forecast", "--seeds", "1", "--random-trials", "2", "--max-epochs", "2", "--trials", "12",
-                             "--startup-fraction", "0.25", "--defaults-first", "--tag", "t", "--out", str(tmp_path)]) == 0
-    finally:
-        searchers.STARTUP_FRACTION = before
+    assert quality.main(["--task", "forecast", "--seeds", "1", "--random-trials", "2", "--max-epochs", "2", "--trials", "12",
+                         "--startup-fraction", "0.25", "--defaults-first", "--tag", "t", "--out", str(tmp_path)]) == 0
+    assert searchers.STARTUP_FRACTION == 1 / 3, "the study gives its fraction to each search; the product's default is untouched"
     record = json.loads((tmp_path / "quality-forecast-t.json").read_text())
     assert record["budget_epochs"] == 4 and record["args"]["startup_fraction"] == 0.25
     spent = record["curves"]["hyperopt:asha"][0]["epochs"][-1]
@@ -434,7 +536,8 @@ def test_the_portfolio_is_chosen_greedily_sized_to_the_search_and_never_given_to
 
 
 def test_points_to_evaluate_come_first_then_the_portfolio_unless_warm_start_is_none(tmp_path, capsys):
-    from orchestrator.experiment.config import check_points, check_space, parse_config
+    from orchestrator.experiment.config import parse_config
+    from orchestrator.experiment.load import check_points, check_space
     from search_spaces.points import parse_point
     from search_spaces.portfolio import portfolio_points
 

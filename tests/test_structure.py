@@ -7,6 +7,7 @@ See docs/ARCHITECTURE.md for the layers these tests hold the code to.
 from __future__ import annotations
 
 import ast
+import re
 import json
 import subprocess
 import sys
@@ -187,11 +188,12 @@ def test_config_validation_registries_agree():
 def test_every_scheduler_builds_and_describes_itself(name):
     from ray.tune.schedulers import TrialScheduler
 
+    from orchestrator.search.searchers import SEARCHERS
     from search_spaces import load_space
 
     record = SCHEDULERS[name]
     options = record.options(kind=name)
-    assert isinstance(record.build(options, load_space("charlm"), "random"), TrialScheduler)
+    assert isinstance(record.build(options, load_space("charlm"), SEARCHERS["random"]), TrialScheduler)
     assert record.describe(options.model_dump()).startswith(name)
 
 
@@ -229,3 +231,15 @@ def test_export_written_by_the_previous_layout_loads_and_predicts():
     assert (model.task, model.family) == ("forecast", "mlp")
     rows = np.arange(16, dtype=np.float32).reshape(2, 8, 1) * 10
     np.testing.assert_allclose(model.predict(rows)[:, 0], [29.650243759155273, 49.26647186279297], rtol=1e-5)
+
+
+def test_every_module_is_in_the_architecture_layer_table():
+    """docs/ARCHITECTURE.md's layer table names every module of the product (packages' empty `__init__`s aside), and
+    names no module that is gone."""
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    table = text[text.index("## The layers"):text.index("## One home per rule")]
+    named = set(re.findall(r"`((?:orchestrator|trainables|search_spaces)/[\w/]+\.py)`", table))
+    modules = {str(p.relative_to(REPO)) for package in PACKAGES for p in _modules(package)
+               if p.name != "__main__.py" and not (p.name == "__init__.py" and len(p.read_text().splitlines()) <= 3)}
+    assert modules - named == set(), "modules missing from docs/ARCHITECTURE.md's layer table"
+    assert named - modules == set(), "docs/ARCHITECTURE.md's layer table names modules that do not exist"

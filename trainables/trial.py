@@ -105,12 +105,6 @@ class TrialConfig:
         """A Tune config from its parts (train: only the keys the space sets; the rest keep their defaults)."""
         return {ARCH: {FAMILY: family, "model": dict(model)}, **train}
 
-    @classmethod
-    def from_flat(cls, flat: dict[str, Any]) -> "TrialConfig":
-        """The inverse of `flat()`: `family`, `model/<name>` and training keys back to a config."""
-        model = {k.removeprefix(MODEL_PREFIX): v for k, v in flat.items() if k.startswith(MODEL_PREFIX)}
-        return cls(flat[FAMILY], model, TrainConfig(**{k: v for k, v in flat.items() if k in TRAIN_KEYS}))
-
     def flat(self) -> dict[str, Any]:
         """Flat, scalar hyperparameters (`family`, `model/hidden_size`, `lr`, ...) for tables and HParams."""
         out: dict[str, Any] = {FAMILY: self.family}

@@ -11,8 +11,8 @@ import os
 import sys
 import time
 
-from orchestrator.errors import UserError
 from orchestrator.cli import read_commands as commands
+from orchestrator.errors import UserError
 
 STARTED = time.monotonic()  # when the command began: a `--budget` counts from here
 

@@ -92,7 +92,7 @@ def sample(args) -> int:
 
 
 def list_registries(args) -> int:
-    from orchestrator.experiment.config import load_experiment
+    from orchestrator.experiment.load import load_experiment
     from orchestrator.search.schedulers import SCHEDULERS, pairing_problem
     from orchestrator.search.searchers import SEARCHERS
     from search_spaces import BUNDLED, portfolio

@@ -24,7 +24,7 @@ def load_for_command(experiment: str | None, overrides: list[str], *, data: str 
                      budget: str | None, name: str | None, storage: str | None, say) -> Any:
     """The Experiment of a `run`/`validate` command: its file (the quickstart when none), or the one `--data`
     implies, whose inference is printed to `say` in one line before anything runs."""
-    from orchestrator.experiment.config import experiment_from_mapping, load_experiment
+    from orchestrator.experiment.load import experiment_from_mapping, load_experiment
 
     overrides = list(overrides) + ([f"budget={budget}"] if budget else [])
     if data is None:

@@ -9,7 +9,6 @@ params.json, result.json, checkpoint_*/).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ import yaml
 
 from orchestrator.errors import UserError
 from trainables import constants as C
-from trainables.constants import DIVERGED_PENALTY, META_FILE, STATE_FILE
+from trainables.constants import META_FILE, STATE_FILE
+from trainables.rows import epoch_began, usable_value
 from trainables.trial import TrialConfig, family_of
 
 EXPERIMENT_FILE = "experiment.yaml"  # the resolved experiment config, written when the run starts
@@ -65,7 +65,7 @@ class TrialRecord:
         return any(r.get(C.DIVERGED) for r in self.rows)
 
     def values(self, metric: str) -> list[float]:
-        return [r[metric] for r in self.rows if isinstance(r.get(metric), (int, float)) and not r.get(C.DIVERGED) and math.isfinite(r[metric])]
+        return [v for r in self.rows if (v := usable_value(r, metric)) is not None]
 
     def best(self, metric: str, mode: str) -> float | None:
         values = self.values(metric)
@@ -101,10 +101,7 @@ class TrialRecord:
 def checkpoint_value(meta: dict[str, Any], metric: str) -> float | None:
     """The `metric` value a checkpoint's meta.json records; None when it records another metric, NaN, or a
     diverged trial's penalty (such weights are no model to export)."""
-    value = meta.get("value") if meta.get("metric") == metric else None
-    if isinstance(value, (int, float)) and value == value and abs(value) < DIVERGED_PENALTY:
-        return float(value)
-    return None
+    return usable_value(meta, "value") if meta.get("metric") == metric else None
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -161,10 +158,8 @@ def _started(trial: TrialRecord, params: Path) -> tuple[int, float]:
     """When a trial's first epoch began (the exact end time the trainable reports, less the epoch's duration);
     trials with no epoch yet after all others, by their params.json. Not params.json alone: Tune writes the
     trial folders in a staging directory and copies them to storage, so their times tell copies apart, not starts."""
-    if trial.rows and isinstance(trial.rows[0].get("timestamp"), (int, float)):
-        first = trial.rows[0]
-        return 0, float(first["timestamp"]) - float(first.get("time_this_iter_s") or 0.0)
-    return 1, params.stat().st_mtime
+    began = epoch_began(trial.rows[0]) if trial.rows else None
+    return (0, began) if began is not None else (1, params.stat().st_mtime)
 
 
 def unfinished_trials(run_dir: Path) -> list[str]:

@@ -10,7 +10,6 @@ and `best/` take in every trial; the experiment-wide TensorBoard curves continue
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import replace
@@ -22,7 +21,9 @@ import yaml
 from orchestrator.errors import UserError
 from orchestrator.reading import results as R
 from orchestrator.running.prepare import experiment_from_run, prepare
+from orchestrator.search.schedulers import SCHEDULERS
 from orchestrator.search.searchers import SEARCHERS
+from trainables.rows import epoch_began, reported_value
 
 
 def earlier_trials(run_dir: Path, metric: str) -> list:
@@ -31,17 +32,18 @@ def earlier_trials(run_dir: Path, metric: str) -> list:
 
     found = []
     for trial in R.load_trials(run_dir):
-        last = trial.rows[-1].get(metric) if trial.rows else None
-        if isinstance(last, (int, float)) and math.isfinite(last):
-            curve = tuple((r["training_iteration"], float(r[metric])) for r in trial.rows if isinstance(r.get(metric), (int, float)))
-            found.append(Evaluated(trial.config, float(last), trial.epochs, curve))
+        # What the searcher and the rungs were told: the reported values, a diverged epoch's penalty included.
+        last = reported_value(trial.rows[-1], metric) if trial.rows else None
+        if last is not None:
+            curve = tuple((r["training_iteration"], v) for r in trial.rows if (v := reported_value(r, metric)) is not None)
+            found.append(Evaluated(trial.config, last, trial.epochs, curve))
     return found
 
 
 def experiment_curves(trials: list, metric: str, mode: str) -> dict:
     """The state the experiment-wide TensorBoard curves had at the end of the earlier search (see
     `ExperimentTensorBoard.get_state`), so that the extension's points continue them rather than restart at 0."""
-    starts = [t.rows[0]["timestamp"] - (t.rows[0].get("time_this_iter_s") or 0.0) for t in trials if t.rows and "timestamp" in t.rows[0]]
+    starts = [began for t in trials if t.rows and (began := epoch_began(t.rows[0])) is not None]
     values = [v for t in trials if (v := t.best(metric, mode)) is not None]
     best = (min(values) if mode == "min" else max(values)) if values else None
     return {"origin": min(starts) if starts else time.time(), "best": best,
@@ -67,10 +69,11 @@ def extend(run: str | Path, trials: int, *, address: str | None = None, out: Tex
     config = exp.config
     if trials < 1:
         raise UserError(f"--trials {trials}: must be at least 1")
-    if config.searcher == "grid":
-        raise UserError(f"{run_dir}: the grid searcher has run its grid; extend a search of another searcher")
-    if config.scheduler.kind == "pbt":
-        raise UserError(f"{run_dir}: PBT evolved one population, which more trials would not join; extend a search of another scheduler")
+    if not SEARCHERS[config.searcher].runs_given_points:
+        raise UserError(f"{run_dir}: the {config.searcher} searcher has run its plan; extend a search of another searcher")
+    if SCHEDULERS[config.scheduler.kind].own_population:
+        raise UserError(f"{run_dir}: {config.scheduler.kind} evolved one population, which more trials would not join; "
+                        "extend a search of another scheduler")
     if R.unfinished_trials(run_dir):
         print(f"{run_dir.name} was interrupted: finishing its trials first", file=out, flush=True)
         status = resume(run_dir, address=address, out=out)

@@ -28,7 +28,7 @@ TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 def submit(args) -> int:
     """Validates the experiment here, submits it as a Ray Job, streams its logs and returns its exit status."""
-    from orchestrator.experiment.config import load_experiment
+    from orchestrator.experiment.load import load_experiment
 
     # Bad input fails here with exit 2, before anything is uploaded.
     exp = load_experiment(args.experiment, args.set, name=args.name, storage=args.storage)

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Optional
 
 from orchestrator.errors import UserError
-from orchestrator.experiment.config import (
-    Experiment,
-    ExperimentConfig,
-    check_space,
-    parse_config,
-)
+from orchestrator.experiment.config import ExperimentConfig, parse_config
+from orchestrator.experiment.load import Experiment, make_experiment
 from orchestrator.reading import results as R
 from trainables import constants as C
 from trainables.tasks import TASKS, DataError, TaskData
@@ -30,6 +27,11 @@ class Prepared:
     metric: str
     mode: str
     plan: object = None  # orchestrator.search.budget.Plan, when the search was sized to a budget
+    # Options of the search that are not experiment keys (`orchestrator.run`'s): a Tune stop condition besides
+    # max_epochs and the time budget (a `ray.tune.Stopper`, or a function (trial_id, result) -> bool that ends a
+    # trial), and the share of random trials before TPE models (None: the searchers' default).
+    stop: Any = None
+    startup_fraction: Optional[float] = None
 
 
 def resolve_data_path(config: ExperimentConfig, file: Path) -> ExperimentConfig:
@@ -142,7 +144,7 @@ def experiment_from_run(run_dir: Path) -> Experiment:
     run = R.read_run(run_dir)
     file = run.run_dir / R.EXPERIMENT_FILE
     config = parse_config(migrate(run.experiment), str(file))
-    return Experiment(config, check_space(config, file), file)
+    return make_experiment(config, file)
 
 
 def migrate(resolved: dict) -> dict:

@@ -15,12 +15,12 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import yaml
 
 from orchestrator.errors import UserError
-from orchestrator.experiment.config import Experiment
+from orchestrator.experiment.load import Experiment
 from orchestrator.reading import results as R
 from orchestrator.reading.storage import (
     Storage,
@@ -44,15 +44,16 @@ def write_experiment(run_dir: Path, p: Prepared, storage: str) -> None:
 
 
 def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = False, out: TextIO | None = None,
-        started: float | None = None) -> int:
+        started: float | None = None, stop: Any = None, startup_fraction: float | None = None) -> int:
     """Runs an experiment end to end; the exit status (0: a trial succeeded, 1: none did, 130: interrupted).
 
-    `started`: time.monotonic() when the command began, from which a `budget` counts (default: now)."""
+    `started`: time.monotonic() when the command began, from which a `budget` counts (default: now); `stop` and
+    `startup_fraction`: the search options of `orchestrator.run` (`Prepared`)."""
     out = out or sys.stdout  # looked up per call: a default bound at import would outlive a replaced stdout
     started = time.monotonic() if started is None else started
     from orchestrator.running import cluster, tuning
 
-    p = prepare(exp)
+    p = replace(prepare(exp), stop=stop, startup_fraction=startup_fraction)
     store = Storage.of(p.exp.config.storage)
     run_dir = store.new_run(p.exp.config.name, explicit_name)
     p = replace(p, exp=replace(p.exp, config=p.exp.config.model_copy(update={"name": run_dir.name})))

@@ -103,16 +103,23 @@ def planned_trials(p: Prepared) -> int:
     return SEARCHERS[c.searcher].planned(p.exp.space, c.num_samples, c.seed)
 
 
-def run_config(p: Prepared, storage: str, callbacks: list, stopper=None):
-    """`stopper`: a Tune Stopper that may also end trials or the search (the quality study's epoch budget)."""
+def run_config(p: Prepared, storage: str, callbacks: list):
+    """Where and how Tune keeps the run: its storage, checkpoints, failures, callbacks, and when trials stop (at
+    max_epochs, and at the prepared search's own stop condition, `Prepared.stop`, if any)."""
     from ray import tune
 
     config = p.exp.config
     stop = {"training_iteration": config.scheduler.max_epochs}
-    if stopper is not None:
-        from ray.tune.stopper import CombinedStopper, MaximumIterationStopper
+    if p.stop is not None:
+        from ray.tune.stopper import (
+            CombinedStopper,
+            FunctionStopper,
+            MaximumIterationStopper,
+            Stopper,
+        )
 
-        stop = CombinedStopper(MaximumIterationStopper(config.scheduler.max_epochs), stopper)
+        extra = p.stop if isinstance(p.stop, Stopper) else FunctionStopper(p.stop)
+        stop = CombinedStopper(MaximumIterationStopper(config.scheduler.max_epochs), extra)
     return tune.RunConfig(
         name=config.name,
         storage_path=storage,
@@ -171,16 +178,15 @@ def search_alg_for(p: Prepared, num_trials: int, history: list = (), seed: int |
     """(search algorithm, param_space): the searcher, wrapped to run `points_to_evaluate` first and to learn
     `history` (an extended run's earlier trials) when there are any; for PBT, Ray's own generator over a
     random population (the points first), given as a param_space."""
-    from orchestrator.experiment.config import check_points
-
     config = p.exp.config
     seed = config.seed if seed is None else seed
-    points = check_points(config, p.exp.space, p.exp.file)
+    points = p.exp.first_points
     if SCHEDULERS[config.scheduler.kind].own_population:
         rng = np.random.default_rng(seed)
         return None, population_space(points + [p.exp.space.sample(rng) for _ in range(max(0, num_trials - len(points)))])
     record = SEARCHERS[config.searcher]
-    searcher = record.build(p.exp.space, p.metric, p.mode, seed, num_trials)
+    options = {} if p.startup_fraction is None else {"startup_fraction": p.startup_fraction}
+    searcher = record.build(p.exp.space, p.metric, p.mode, seed, num_trials, **options)
     if not points and not history:
         return searcher, None
     from orchestrator.search.warm_start import WarmStart
@@ -189,7 +195,7 @@ def search_alg_for(p: Prepared, num_trials: int, history: list = (), seed: int |
 
 
 def build_tuner(p: Prepared, storage: str, *, out=None, storage_marker: str | None = None, num_trials: int | None = None,
-                history: list = (), seed: int | None = None, curves: dict | None = None, stopper=None) -> TuneSetup:
+                history: list = (), seed: int | None = None, curves: dict | None = None) -> TuneSetup:
     """A Tuner for a new experiment: searcher x scheduler x resources, actors reused across trials.
 
     `num_trials`, `history`, `seed`, `curves`: an extension of a finished run (`orchestrator extend`) runs that
@@ -203,7 +209,7 @@ def build_tuner(p: Prepared, storage: str, *, out=None, storage_marker: str | No
 
     config = p.exp.config
     num_trials = planned_trials(p) if num_trials is None else num_trials
-    scheduler = SCHEDULERS[config.scheduler.kind].build(config.scheduler, p.exp.space, config.searcher)
+    scheduler = SCHEDULERS[config.scheduler.kind].build(config.scheduler, p.exp.space, SEARCHERS[config.searcher])
     scheduler.learn(list(history), p.mode)  # ASHA's rungs take in an extended run's earlier trials
     callbacks = callbacks_for(p, num_trials, out=out, storage=storage)
     for callback in callbacks:
@@ -227,7 +233,7 @@ def build_tuner(p: Prepared, storage: str, *, out=None, storage_marker: str | No
             trial_name_creator=lambda trial: trial.trial_id,
         ),
         # SchedulerState: Tune restores callbacks but not the scheduler (orchestrator/search/schedulers/resumable.py).
-        run_config=run_config(p, storage, callbacks + [SchedulerState(scheduler)], stopper),
+        run_config=run_config(p, storage, callbacks + [SchedulerState(scheduler)]),
     )
     return TuneSetup(tuner, num_trials)
 

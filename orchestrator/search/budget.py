@@ -192,7 +192,7 @@ def apply(p, began: float, concurrency: int):
     # N data-parallel workers each train 1/N of an epoch: an ideal-scaling guess (the gradient exchange costs
     # some), which the trial-count ceiling and the time budget absorb.
     costs = {family: seconds / c.resources.workers for family, seconds in costs.items()}
-    asha = c.scheduler.kind == "asha"
+    asha = SCHEDULERS[c.scheduler.kind].plans_rungs
     chosen = plan(budget_s, costs, concurrency, spent_s=time.monotonic() - began, asha=asha)
     sched = {"max_epochs": chosen.max_epochs, **({"grace_period": chosen.grace_period, "reduction_factor": chosen.reduction_factor,
                                                   "promote": c.scheduler.promote} if asha else {})}  # the user's variant kept

@@ -2,7 +2,7 @@
 
 `WarmStart` wraps any of our Ray searchers. It serves the given points before the wrapped searcher's own
 suggestions, and teaches the wrapped searcher each point's result, and each earlier trial's, through the
-searcher record's `learn`: the library's own way to add an evaluated trial it did not suggest (an Optuna
+searcher record's `learn` (each searcher's module in `orchestrator.search.searchers`): the library's own way to add an evaluated trial it did not suggest (an Optuna
 study's `add_trial`, HyperOpt's trial documents, BOHB's `new_result`). Ray's own routes do not serve here:
 HyperOpt's `points_to_evaluate` loops forever on a conditional space, Optuna's `add_evaluated_point`
 refuses a define-by-run space, and `Tuner.restore` cannot raise `num_samples` (ray-project/ray#42221).
@@ -107,39 +107,3 @@ class WarmStart(Wrapper):
         config = self.served.pop(trial_id)
         if result and not error and isinstance(result.get(self.metric), (int, float)):
             self._teach(Evaluated(config, float(result[self.metric]), int(result.get("training_iteration", 0))))
-
-
-
-def learn_hyperopt(searcher, space, item: Evaluated) -> None:
-    """Adds a finished trial to a HyperOptSearch's trials, as if TPE had suggested it."""
-    from search_spaces.hyperopt_space import hyperopt_values
-
-    trials = searcher._hpopt_trials
-    tid = trials.new_trial_ids(1)[0]
-    vals = hyperopt_values(space, item.config)
-    misc = {"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"), "workdir": None,
-            "idxs": {k: [tid] if v else [] for k, v in vals.items()}, "vals": vals}
-    result = {"loss": searcher.metric_op * item.value, "status": "ok"}
-    doc = trials.new_trial_docs([tid], [None], [result], [misc])[0]
-    doc["state"] = 2  # hyperopt.JOB_STATE_DONE
-    trials.insert_trial_docs([doc])
-    trials.refresh()
-
-
-def learn_optuna(searcher, space, item: Evaluated) -> None:
-    """Adds a finished trial to an OptunaSearch's study, with the distributions our define-by-run space asks for."""
-    import optuna
-
-    from search_spaces.optuna_space import replay
-
-    params, distributions = replay(space, item.config)
-    searcher._ot_study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=item.value))
-
-
-def learn_bohb(searcher, space, item: Evaluated) -> None:
-    """Gives BOHB's model a finished trial's result at the budget (epochs) it reached."""
-    from ray.tune.search.bohb.bohb_search import _BOHBJobWrapper
-
-    from search_spaces.configspace_space import configspace_values
-
-    searcher.bohber.new_result(_BOHBJobWrapper(searcher._metric_op * item.value, float(item.epochs), configspace_values(space, item.config)))

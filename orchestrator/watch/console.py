@@ -35,12 +35,11 @@ def describe(config: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def first_trials(config, space) -> str:
-    """What runs before the searcher's own suggestions, in words ('' when nothing does)."""
-    from search_spaces.portfolio import warm_start_points
-
+def first_trials(exp) -> str:
+    """What runs before the searcher's own suggestions (`Experiment.first_points`), in words ('' when nothing does)."""
+    config = exp.config
     given = len(config.points_to_evaluate)
-    portfolio = len(warm_start_points(config, space, given))
+    portfolio = len(exp.first_points) - given
     parts = ([f"{given} point(s) of points_to_evaluate"] if given else []) + (
         [f"{portfolio} from the warm start's portfolio (configurations that did well on the bundled tasks; `warm_start: none` "
          "leaves them out)"] if portfolio else [])
@@ -62,7 +61,7 @@ def header(exp, summary: str, run_dir: Path, num_trials: int, concurrency: int, 
     note = SCHEDULERS[c.scheduler.kind].concurrency_note(c.scheduler.model_dump(), concurrency)
     if note:
         print(f"  note: {note}", file=out)
-    first = first_trials(c, exp.space)
+    first = first_trials(exp)
     if first:
         print(f"  first: {first}", file=out)
     if c.resources.workers > 1:

@@ -7,7 +7,6 @@ section pays only for what it reads and nothing is computed twice.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,14 +15,12 @@ from typing import Any
 from orchestrator.reading import results as R
 from orchestrator.reading.report.importance import fanova_importance, varying
 from orchestrator.reading.report.timing import TimeAxis, sessions
-from trainables import constants as C
+from trainables.rows import usable_value
 
 
 def usable(row: dict, metric: str) -> bool:
-    """A result whose metric can be compared (not missing, not from a diverged epoch, finite)."""
-    value = row.get(metric)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return ok and not row.get(C.DIVERGED) and math.isfinite(value)
+    """A result whose metric can be compared (`trainables.rows.usable_value`)."""
+    return usable_value(row, metric) is not None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from trainables.rows import epoch_began
+
 CLOCK_S = 1.0  # Tune's own timestamps are whole seconds: two times closer than this cannot be ordered
 PAUSE_S = 60.0  # nothing running for this long means the experiment itself was stopped (then resumed)
 
@@ -41,7 +43,7 @@ def sessions(rows: list[dict]) -> list[tuple[float, float]]:
     spans: dict[int, list[float]] = {}
     for t, s, row in timed_rows(rows):
         if s not in spans:
-            spans[s] = [t - float(row.get("time_this_iter_s") or 0.0), t]
+            spans[s] = [epoch_began(row, ended=t), t]
         spans[s][1] = t
     return [(a, b) for a, b in spans.values()]
 

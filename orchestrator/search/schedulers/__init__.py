@@ -20,7 +20,7 @@ class AshaOptions(SchedulerOptions):
     kind: Literal["asha"] = "asha"
     grace_period: int = Field(1, ge=1)
     reduction_factor: float = Field(2.0, gt=1)
-    # The default by `python -m benchmarks.quality` (README "Which searcher and scheduler pay?"): with promotions TPE + ASHA
+    # The default by `python -m benchmarks.quality` (benchmarks/README.md "Which searcher and scheduler pay?"; docs/decisions/0002): with promotions TPE + ASHA
     # ended better and reached random search's result sooner on all three tasks than with Ray's stopping ASHA.
     promote: bool = Field(True, description="pause trials at each rung and promote the best (ASHA's paper); false: stop them (Ray's ASHA)")
 
@@ -59,7 +59,7 @@ class PbtOptions(SchedulerOptions):
 PBT_MUTABLE = ("lr", "weight_decay", "momentum", "batch_size", "grad_clip")
 
 
-def _asha(opts: AshaOptions, space=None, searcher: str = ""):
+def _asha(opts: AshaOptions, space=None, searcher=None):
     from orchestrator.search.schedulers.asha import (
         ResumableASHA,
         ResumablePromotingASHA,
@@ -70,24 +70,24 @@ def _asha(opts: AshaOptions, space=None, searcher: str = ""):
     return ResumableASHA(time_attr=EPOCHS, max_t=opts.max_epochs, grace_period=opts.grace_period, reduction_factor=opts.reduction_factor)
 
 
-def _fifo(opts: FifoOptions, space=None, searcher: str = ""):
+def _fifo(opts: FifoOptions, space=None, searcher=None):
     from orchestrator.search.schedulers.resumable import ResumableFIFO
 
     return ResumableFIFO()
 
 
-def _hyperband(opts: HyperbandOptions, space=None, searcher: str = ""):
+def _hyperband(opts: HyperbandOptions, space=None, searcher=None):
     from orchestrator.search.schedulers.resumable import (
         ResumableHyperBand,
         ResumableHyperBandForBOHB,
     )
 
     # BOHB's searcher learns from each rung's budget, which only its own HyperBand reports.
-    cls = ResumableHyperBandForBOHB if searcher == "bohb" else ResumableHyperBand
+    cls = ResumableHyperBandForBOHB if searcher is not None and searcher.learns_budgets else ResumableHyperBand
     return cls(time_attr=EPOCHS, max_t=opts.max_epochs, reduction_factor=opts.reduction_factor)
 
 
-def _median(opts: MedianOptions, space=None, searcher: str = ""):
+def _median(opts: MedianOptions, space=None, searcher=None):
     from orchestrator.search.schedulers.resumable import ResumableMedian
 
     return ResumableMedian(time_attr=EPOCHS, grace_period=opts.grace_period, min_samples_required=opts.min_samples_required)
@@ -107,7 +107,7 @@ def _pbt_problem(space) -> Optional[str]:
     return f"pbt mutates training hyperparameters ({', '.join(PBT_MUTABLE)}), but the space {space.source} searches none of them"
 
 
-def _pbt(opts: PbtOptions, space=None, searcher: str = ""):
+def _pbt(opts: PbtOptions, space=None, searcher=None):
     from orchestrator.search.schedulers.resumable import ResumablePBT
 
     return ResumablePBT(
@@ -136,6 +136,7 @@ SCHEDULERS: dict[str, Scheduler] = {
          "the best of each; promote: false stops the worst instead (Ray's ASHA)"),
         lambda o: (f"asha (max {o['max_epochs']} epochs, grace {o['grace_period']}, x{o['reduction_factor']:g}"
                    + (", promoting" if o.get("promote") else ", stopping") + ")"),  # runs written before `promote`: stopping
+        plans_rungs=True,
     ),
     "fifo": Scheduler(
         "fifo", FifoOptions, _fifo, "no early stopping: every trial runs max_epochs",

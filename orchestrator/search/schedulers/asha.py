@@ -32,7 +32,7 @@ from ray.tune.search import Searcher as TuneSearcher
 from orchestrator.search.schedulers.base import rungs
 from orchestrator.search.schedulers.resumable import Resumable
 from orchestrator.search.warm_start import Wrapper
-from trainables import constants as C
+from trainables.rows import usable_value
 
 
 class PromotingASHA(FIFOScheduler):
@@ -104,10 +104,8 @@ class PromotingASHA(FIFOScheduler):
             self._promote(*found)
 
     def _value(self, result: dict) -> float:
-        value = result.get(self._metric)
-        if not isinstance(value, (int, float)) or math.isnan(value) or result.get(C.DIVERGED):
-            return -math.inf
-        return self._metric_op * float(value)
+        value = usable_value(result, self._metric)
+        return -math.inf if value is None else self._metric_op * value
 
     # --- Tune's hooks
     def on_trial_add(self, tune_controller, trial: Trial):

@@ -39,7 +39,7 @@ def rungs(max_epochs: int, grace_period: int, reduction_factor: float) -> list[i
 class Scheduler:
     """A scheduler: its options model, how to build Ray's scheduler from them, and how to describe them.
 
-    `build(options, space, searcher)` returns a Ray TrialScheduler whose state survives a resume
+    `build(options, space, searcher)` (the searcher's record) returns a Ray TrialScheduler whose state survives a resume
     (`orchestrator.search.schedulers.resumable`); `problem(space)`: why it cannot work on that space, or None.
     `own_population`: the scheduler evolves trials itself from a random population, which Ray's own generator
     supplies (Ray refuses a Searcher beside PBT).
@@ -58,6 +58,9 @@ class Scheduler:
     pairing_rule: str = ""
     problem: Callable[[Any], Optional[str]] = lambda space: None
     own_population: bool = False
+    # The budget plan sizes its rungs (grace_period, reduction_factor) as well as max_epochs; otherwise the plan
+    # expects every trial to run max_epochs.
+    plans_rungs: bool = False
     # Trials that must run together for the scheduler to act at all (its options as a mapping); None: any number.
     together: Optional[Callable[[Mapping[str, Any]], int]] = None
 
