@@ -115,18 +115,19 @@ def test_promoting_asha_pauses_trials_at_rungs_and_promotes_the_best_of_each(tmp
 
 
 def test_schedulers_that_act_on_trials_together_say_when_too_few_run_at_once():
-    """HyperBand halves a bracket once its trials all reached the rung, PBT ranks a running population: with
-    fewer trials at once they stop nothing (the quality study measured HyperBand and PBT equal to FIFO there)."""
+    """HyperBand's first bracket never halves, PBT ranks a running population: with fewer trials at once they stop
+    nothing (the quality study measured HyperBand and PBT equal to FIFO there)."""
     from ray.tune.schedulers import HyperBandScheduler
 
     from orchestrator.search.schedulers import SCHEDULERS
 
     for max_t, eta in ((8, 3), (10, 3), (27, 3), (8, 2), (3, 3)):
         ray_hb = HyperBandScheduler(max_t=max_t, reduction_factor=eta)
-        assert SCHEDULERS["hyperband"].together({"max_epochs": max_t, "reduction_factor": eta}) == ray_hb._get_n0(ray_hb._s_max_1 - 1)
+        # one trial beyond Ray's first bracket, which holds n0(0) = s_max + 1 trials and never halves
+        assert SCHEDULERS["hyperband"].together({"max_epochs": max_t, "reduction_factor": eta}) == ray_hb._get_n0(0) + 1
     hb = {"max_epochs": 8, "reduction_factor": 3}
-    assert "hyperband acts on 9 trials running together, but 2 run at once" in SCHEDULERS["hyperband"].concurrency_note(hb, 2)
-    assert SCHEDULERS["hyperband"].concurrency_note(hb, 9) is None
+    assert "hyperband acts on 4 trials running together, but 2 run at once" in SCHEDULERS["hyperband"].concurrency_note(hb, 2)
+    assert SCHEDULERS["hyperband"].concurrency_note(hb, 4) is None
     pbt = SCHEDULERS["pbt"].options(kind="pbt").model_dump()
     assert "pbt acts on 4 trials" in SCHEDULERS["pbt"].concurrency_note(pbt, 3) and SCHEDULERS["pbt"].concurrency_note(pbt, 4) is None
     assert SCHEDULERS["asha"].concurrency_note(SCHEDULERS["asha"].options(kind="asha").model_dump(), 1) is None
@@ -214,13 +215,10 @@ HB_PACES = {  # seconds per epoch of each trial: when trials finish decides whic
     "every third slow": [3.0 if i % 3 == 0 else 1.0 for i in range(HB_TRIALS)],
 }
 # Ray's first bracket holds round(log(max_t)/log(eta)) + 1 trials, never halves, and takes every new trial while it
-# has room: HyperBand stops trials from one more than that at once; `together` is its largest bracket's size.
-_TOGETHER_TOO_HIGH = pytest.mark.xfail(strict=True, reason="hyperband's `together` (the largest bracket's size) is above "
-                                       "where HyperBand starts stopping trials (its first bracket's size + 1)")
+# has room: HyperBand stops trials from one more than that at once, which is `together`.
 
 
-@pytest.mark.parametrize("max_epochs,eta", [(3, 3), (4, 2), (5, 2), pytest.param(8, 3, marks=_TOGETHER_TOO_HIGH),
-                                            pytest.param(8, 2, marks=_TOGETHER_TOO_HIGH), pytest.param(27, 3, marks=_TOGETHER_TOO_HIGH)])
+@pytest.mark.parametrize("max_epochs,eta", [(3, 3), (4, 2), (5, 2), (8, 3), (8, 2), (27, 3), (10, 3), (9, 3)])
 def test_hyperband_stops_trials_exactly_when_it_gives_no_concurrency_note(max_epochs, eta):
     """The header's note ("stops no trial and runs like fifo") against HyperBand's own decisions: at each number of
     trials at once, it stops a trial early (in one pace or another) exactly when no note is given, and never the best."""
@@ -611,3 +609,24 @@ def test_the_portfolio_benchmark_trains_given_points_through_the_orchestrator(ra
     points = portfolio_points(load_space("forecast"), 2)
     curves = B.train_points("forecast", points, 2)
     assert len(curves) == 2 and all(len(c) == 2 and all(math.isfinite(v) for v in c) for c in curves)
+
+
+def test_bohbs_hyperband_resumable_takes_rays_recursive_call():
+    """HyperBandForBOHB calls `choose_trial_to_run(controller, allow_recurse=False)` on itself when its band has no
+    trial to run: the resumable wrapper passes Ray's own arguments through (a real bohb + hyperband run failed on it)."""
+    from ray.tune.schedulers import HyperBandForBOHB
+
+    from orchestrator.search.schedulers import SCHEDULERS
+    from orchestrator.search.searchers import SEARCHERS
+    from search_spaces import load_space
+
+    record = SCHEDULERS["hyperband"]
+    scheduler = record.build(record.options(kind="hyperband", max_epochs=3), load_space("forecast"), SEARCHERS["bohb"])
+    assert isinstance(scheduler, HyperBandForBOHB)
+
+    class Controller:
+        def get_trials(self):
+            return []
+
+    assert scheduler.choose_trial_to_run(Controller(), allow_recurse=False) is None
+    assert scheduler.choose_trial_to_run(Controller()) is None

@@ -117,11 +117,11 @@ def _pbt(opts: PbtOptions, space=None, searcher=None):
 
 
 def _hyperband_together(o: Mapping[str, Any]) -> int:
-    """Trials HyperBand's most aggressive bracket holds (Ray's n0 for s = s_max): they must all have started
-    before the first reaches its rung, or the bracket is halved with whatever trials it has so far."""
-    eta = o["reduction_factor"]
-    s_max_1 = int(round(math.log(o["max_epochs"]) / math.log(eta))) + 1
-    return math.ceil(eta ** (s_max_1 - 1))
+    """Trials that must run at once before HyperBand stops any: Ray's first bracket (s = 0) holds s_max + 1 trials,
+    runs each to max_epochs without a rung and takes every new trial while it has room, so only a trial beyond
+    it, running beside them, joins a bracket that halves (measured against Ray's scheduler in tests/test_search.py)."""
+    s_max_1 = int(round(math.log(o["max_epochs"]) / math.log(o["reduction_factor"]))) + 1
+    return s_max_1 + 1
 
 
 def _pbt_together(o: Mapping[str, Any]) -> int:

@@ -102,10 +102,11 @@ class Resumable:
         self._finish_loading()  # a new trial: the restored ones are all back (Tune re-adds them first)
         return super().on_trial_add(tune_controller, trial)
 
-    def choose_trial_to_run(self, tune_controller):
+    def choose_trial_to_run(self, tune_controller, **options):
+        # `options`: HyperBandForBOHB calls itself again with allow_recurse=False when its current band has no trial to run.
         self._controller = tune_controller
         self._finish_loading()
-        return super().choose_trial_to_run(tune_controller)
+        return super().choose_trial_to_run(tune_controller, **options)
 
     def on_trial_result(self, tune_controller, trial, result):
         self._finish_loading()
