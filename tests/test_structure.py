@@ -7,8 +7,8 @@ See docs/ARCHITECTURE.md for the layers these tests hold the code to.
 from __future__ import annotations
 
 import ast
-import re
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
