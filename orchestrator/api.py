@@ -90,6 +90,12 @@ class Run:
         """best/metrics.json: the best trial's validation and test metrics; None before the export."""
         return self._run.best_model()
 
+    @property
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """The task's baselines, the yardstick of its metrics: name (persistence, mean, majority, linear, unigram,
+        bigram) -> {"val_<metric>": ..., "test_<metric>": ..., every metric and the loss}; {} for older runs."""
+        return self._run.baselines()
+
     def dataframe(self, per_epoch: bool = False):
         """A pandas DataFrame of the run: one row per trial (trial_id, family, every hyperparameter by its flat
         name, status, epochs, `<metric>_last` and `<metric>_best` of every metric, time_total_s, started,

@@ -13,7 +13,7 @@ from orchestrator.errors import UserError
 def best(args) -> int:
     from orchestrator.reading import results as R
     from orchestrator.reading.storage import readable_run
-    from orchestrator.watch.console import describe
+    from orchestrator.watch.console import baseline_lines, describe
 
     run = R.read_run(readable_run(args.run_dir))
     trials = {t.trial_id: t for t in run.trials()}
@@ -22,7 +22,8 @@ def best(args) -> int:
     if args.json:
         shown = [{**{k: v for k, v in row.items() if k not in ("best", "hyperparameters")}, run.metric: row["best"],
                   "hyperparameters": row["hyperparameters"]} for row in rows]
-        print(json.dumps({"run_dir": str(run.run_dir), "metric": run.metric, "mode": run.mode, "trials": shown, "best": best}, indent=2))
+        print(json.dumps({"run_dir": str(run.run_dir), "metric": run.metric, "mode": run.mode, "trials": shown, "best": best,
+                          "baselines": run.baselines()}, indent=2))
         return 0
     print(f"{run.run_dir.name}: {len(rows)} trial(s), ranked by {run.metric} ({run.mode})")
     print(f"{'#':>3}  {'trial':<10} {'status':<14} {'epochs':>6}  {run.metric:>12}  hyperparameters")
@@ -33,6 +34,8 @@ def best(args) -> int:
     if best:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in best["metrics"].items())
         print(f"best model ({best['trial_id']}, epoch {best['epoch']}): {shown}")
+    for line in baseline_lines(run.baselines(), run.metric, run.mode, rows[0]["best"] if rows else None):
+        print(line)
     return 0
 
 

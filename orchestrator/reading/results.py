@@ -22,6 +22,7 @@ from trainables.rows import epoch_began, usable_value
 from trainables.trial import TrialConfig, family_of
 
 EXPERIMENT_FILE = "experiment.yaml"  # the resolved experiment config, written when the run starts
+BASELINES_FILE = "baselines.json"  # the task's baselines on validation and test, computed once before the search
 BEST_DIR = "best"
 MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.json"
@@ -239,6 +240,12 @@ class Run:
         """best/metrics.json: the exported best trial, its epoch and its validation and test metrics; None before the export."""
         path = self.run_dir / BEST_DIR / METRICS_FILE
         return json.loads(path.read_text()) if path.is_file() else None
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """The task's baselines (`trainables.baselines`): name -> {"val_rmse": ..., "test_rmse": ..., every metric
+        on validation and test}, in the order they were computed; {} for a run started before baselines existed."""
+        path = self.run_dir / BASELINES_FILE
+        return json.loads(path.read_text())["baselines"] if path.is_file() else {}
 
 
 def read_run(run_dir: Path) -> Run:

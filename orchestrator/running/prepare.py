@@ -6,7 +6,7 @@ Nothing here writes anything, so a rejected experiment leaves no run directory b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -32,6 +32,9 @@ class Prepared:
     # trial), and the share of random trials before TPE models (None: the searchers' default).
     stop: Any = None
     startup_fraction: Optional[float] = None
+    # The task's baselines on validation and test (`trainables.baselines`), computed once here: the yardstick the
+    # summary, `best` and the report show the result beside (the run's baselines.json).
+    baselines: dict = field(default_factory=dict)
 
 
 def resolve_data_path(config: ExperimentConfig, file: Path) -> ExperimentConfig:
@@ -68,7 +71,9 @@ def prepare(exp: Experiment) -> Prepared:
         raise UserError(
             f"{exp.where}: key 'metric': value '{metric}': task {data.kind} reports {', '.join(sorted(allowed))}"
         )
-    return Prepared(exp, data, metric, mode)
+    from trainables.baselines import compute_baselines
+
+    return Prepared(exp, data, metric, mode, baselines=compute_baselines(data))
 
 
 def check_space_fits(exp: Experiment, data: TaskData) -> None:

@@ -8,6 +8,7 @@ is printed), `storage` (where the run lives) and `results` (reading it back).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -41,6 +42,8 @@ def write_experiment(run_dir: Path, p: Prepared, storage: str) -> None:
     resolved.update(name=run_dir.name, storage=storage, search_space=p.exp.space.raw, metric=p.metric, mode=p.mode)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / R.EXPERIMENT_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
+    baselines = {"metric": p.data.metric, "mode": p.data.mode, "baselines": p.baselines}
+    (run_dir / R.BASELINES_FILE).write_text(json.dumps(baselines, indent=1))
 
 
 def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = False, out: TextIO | None = None,
@@ -65,7 +68,8 @@ def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = Fa
         p = _sized_to_budget(p, started)
     write_experiment(run_dir, p, store.root)
     if store.remote:
-        store.upload(run_dir / R.EXPERIMENT_FILE, run_dir.name, R.EXPERIMENT_FILE)
+        for name in (R.EXPERIMENT_FILE, R.BASELINES_FILE):
+            store.upload(run_dir / name, run_dir.name, name)
     marker = None if store.remote else str(run_dir / R.EXPERIMENT_FILE)
     setup = tuning.build_tuner(p, store.root, storage_marker=marker)
     concurrency = p.exp.config.max_concurrent or cluster.default_concurrency(p.exp.config)

@@ -93,6 +93,8 @@ def summarize(run_dir: Path, task, trials: list[R.TrialRecord], best, task_metri
     if others:
         pairs = ", ".join(f"{k.removeprefix('val_')} {best.metrics[k]:.4g} / {best.metrics[C.test_key(k)]:.4g}" for k in others)
         print(f"  also (validation / test): {pairs}", file=out)
+    for line in baseline_lines(R.read_run(run_dir).baselines(), task_metric, C.MODES.get(task_metric, "min"), best.metrics[task_metric]):
+        print(f"  {line}", file=out)
     lines = [
         ("Run directory", str(run_dir)),
         ("Leaderboard", f"orchestrator best {run_dir}"),
@@ -104,6 +106,29 @@ def summarize(run_dir: Path, task, trials: list[R.TrialRecord], best, task_metri
     ]
     for label, text in lines:
         print(f"{label + ':':<15} {text}", file=out)
+
+
+def baseline_lines(baselines: dict[str, dict[str, float]], metric: str, mode: str, value: float | None) -> list[str]:
+    """The task's baselines beside the best model's validation `value` of `metric`: each baseline's validation and
+    test values, then how much the model beats the best baseline by, or a warning that it does not."""
+    scored = {name: b for name, b in baselines.items() if metric in b}
+    if not scored:
+        return []
+    test = C.test_key(metric)
+    listed = ", ".join(f"{name} {b[metric]:.4g} / {b[test]:.4g}" if test in b else f"{name} {b[metric]:.4g}" for name, b in scored.items())
+    lines = [f"baselines ({metric} validation / test): {listed}"]
+    if value is None:
+        return lines
+    sign = 1.0 if mode == "min" else -1.0
+    name, ref = min(((n, b[metric]) for n, b in scored.items()), key=lambda pair: sign * pair[1])
+    if sign * (value - ref) < 0:
+        # Lower-is-better metrics (errors, bits) as a relative cut; higher-is-better ones (accuracy, F1) as a difference.
+        gain = f"{(ref - value) / abs(ref):.0%} below" if mode == "min" and ref else f"{abs(value - ref):.3g} above"
+        lines.append(f"the best model's {metric} {value:.4g} is {gain} the best baseline, {name} ({ref:.4g})")
+    else:
+        lines.append(f"warning: the best model's {metric} {value:.4g} does not beat the {name} baseline ({ref:.4g}); "
+                     "a longer search, a wider space or more data may")
+    return lines
 
 
 def budget_line(plan, used_s: float, trials: int, out: TextIO) -> None:
