@@ -111,13 +111,16 @@ def test_families_and_parallel_coordinates_hold_each_trials_values(run_dir, mode
     assert medians == sorted(medians), "families are shown best (lowest median) first"
 
     par = model["parallel-coordinates"]
-    names = [a["name"] for a in par["axes"]]
-    assert names[0] == "family" and "lr" in names and "batch_size" not in names  # batch_size is a constant
-    assert next(a for a in par["axes"] if a["name"] == "lr")["log"] is True  # the space samples lr log-uniformly
-    for line in par["trials"]:
-        hp = trials[line["trial_id"]].hparams()
-        assert line["values"] == [hp.get(n) for n in names]
-        assert line["metric"] == trials[line["trial_id"]].best(C.BPC, "min")
+    assert par["panels"], "8 trials over 3 families: at least one family has a panel"
+    for panel in par["panels"]:
+        names = [a["name"] for a in panel["axes"]]
+        assert "family" not in names and "lr" in names and "batch_size" not in names  # batch_size is a constant
+        assert next(a for a in panel["axes"] if a["name"] == "lr")["log"] is True  # the space samples lr log-uniformly
+        for line in panel["trials"]:
+            hp = trials[line["trial_id"]].hparams()
+            assert trials[line["trial_id"]].family == panel["family"] and line["values"] == [hp[n] for n in names]
+            assert line["metric"] == trials[line["trial_id"]].best(C.BPC, "min")
+    assert sum(len(p["trials"]) for p in par["panels"]) + sum(par["skipped"].values()) == len(trials)
 
 
 def test_importance_comes_from_fanova_over_the_shared_hyperparameters(run_dir, model):

@@ -82,6 +82,16 @@ class Context:
         return fanova_importance(self.scored, self.metric, self.mode, self.hp, self.log_names)
 
     @cached_property
+    def baseline(self) -> dict[str, Any] | None:
+        """The best of the task's baselines (`baselines.json`) on the run's metric, `{"name", "value"}`: the line the
+        progress figures draw for "what no search is needed for"; None when the run has none for its metric."""
+        found = [(name, v) for name, values in self.run.baselines().items() if (v := usable_value(values, self.metric)) is not None]
+        if not found:
+            return None
+        name, value = (min if self.mode == "min" else max)(found, key=lambda pair: pair[1])
+        return {"name": name, "value": value}
+
+    @cached_property
     def best_model(self) -> dict[str, Any] | None:
         """best/metrics.json (the exported best trial and its test metrics), None until the run has finished."""
         return self.run.best_model()

@@ -8,75 +8,115 @@ from typing import Any
 import numpy as np
 
 from orchestrator.reading.report.context import Context
-from orchestrator.reading.report.figures import fmt, new_figure
+from orchestrator.reading.report.figures import (
+    clip_notes,
+    fmt,
+    metric_limits,
+    new_figure,
+    new_panels,
+)
 from orchestrator.reading.report.sections.base import Section
 
-MISSING_Y = -0.12  # where a trial without a hyperparameter (another family's) sits on its axis
+MIN_FAMILY_TRIALS = 3  # a family's panel needs this many trials with a value: fewer lines show no pattern
 
 
 def _axis(name: str, values: list, log_names: frozenset[str]) -> dict[str, Any]:
     """One parallel axis: numeric (its range, log if the space samples it so) or categorical (its labels)."""
-    present = [v for v in values if v is not None]
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present)
-    axis = {"name": name, "kind": "numeric" if numeric else "categorical", "missing": len(present) < len(values)}
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    axis: dict[str, Any] = {"name": name, "kind": "numeric" if numeric else "categorical"}
     if numeric:
-        axis.update(low=min(present), high=max(present), log=name in log_names and min(present) > 0)
+        axis.update(low=min(values), high=max(values), log=name in log_names and min(values) > 0)
     else:
-        axis["labels"] = sorted({str(v) for v in present})
+        axis["labels"] = sorted({str(v) for v in values})
     return axis
 
 
 class ParallelCoordinates(Section):
     id = "parallel-coordinates"
     title = "Hyperparameters"
-    how = ("One line per trial across the hyperparameters that varied, coloured by the trial's best value "
-           "(brightest is best); the best trial is drawn thick.")
+    how = ("One panel per model family, with the hyperparameters that family has and that varied in it; one line per "
+           "trial, coloured by the trial's best value (brightest is best; one scale for every panel); the best trial "
+           "of each family is drawn thick.")
 
     def data(self, ctx: Context) -> dict[str, Any]:
-        """Axes: the family, then the hyperparameters by importance (the importance section's ranking), then the rest;
-        the metric is drawn last."""
+        """`panels`: one per family with at least MIN_FAMILY_TRIALS scored trials, best family first. A panel's axes
+        are the hyperparameters every one of its trials has and that differ between them (so no trial lacks a value
+        and no axis is another family's), ordered by the importance section's ranking, then the family's own; the
+        metric is drawn last, on `ylim` (`figures.metric_limits` of every scored trial's best value). `skipped`:
+        family -> its number of scored trials, for the families with too few."""
         ranked = list(ctx.importance["importances"])
-        names = sorted(ctx.varying, key=lambda n: (n != "family", ranked.index(n) if n in ranked else len(ranked)))
-        axes = [_axis(n, [ctx.hp[t.trial_id].get(n) for t in ctx.scored], ctx.log_names) for n in names]
-        lines = [{"trial_id": t.trial_id, "values": [ctx.hp[t.trial_id].get(n) for n in names], "metric": t.best(ctx.metric, ctx.mode)}
-                 for t in ctx.scored]
-        return {"metric": ctx.metric, "mode": ctx.mode, "axes": axes, "trials": lines}
+        metric, mode = ctx.metric, ctx.mode
+        by_family: dict[str, list] = {}
+        for t in ctx.scored:
+            by_family.setdefault(t.family, []).append(t)
+        best = {f: (min if mode == "min" else max)(t.best(metric, mode) for t in ts) for f, ts in by_family.items()}
+        panels, skipped = [], {}
+        for family in sorted(by_family, key=best.__getitem__, reverse=(mode == "max")):
+            trials = by_family[family]
+            if len(trials) < MIN_FAMILY_TRIALS:
+                skipped[family] = len(trials)
+                continue
+            hps = [ctx.hp[t.trial_id] for t in trials]
+            shared = [n for n in hps[0] if n != "family" and all(n in h for h in hps) and len({repr(h[n]) for h in hps}) > 1]
+            names = sorted(shared, key=lambda n: (ranked.index(n) if n in ranked else len(ranked), not n.startswith("model/"), n))
+            panels.append({
+                "family": family, "axes": [_axis(n, [h[n] for h in hps], ctx.log_names) for n in names],
+                "trials": [{"trial_id": t.trial_id, "values": [h[n] for n in names], "metric": t.best(metric, mode)}
+                           for t, h in zip(trials, hps)],
+            })
+        every = [t.best(metric, mode) for t in ctx.scored]
+        ylim = metric_limits(every, keep=[(min if mode == "min" else max)(every, default=None)])
+        return {"metric": metric, "mode": mode, "panels": panels, "skipped": skipped, "ylim": ylim}
 
     def figure(self, data: dict, colors: dict) -> Any:
         from matplotlib import colormaps
         from matplotlib.cm import ScalarMappable
-        from matplotlib.colors import Normalize
+        from matplotlib.colors import LogNorm, Normalize
 
-        trials = data["trials"]
-        metric_axis = {"name": data["metric"], "kind": "numeric", "log": False, "missing": False,
-                       "low": min((t["metric"] for t in trials), default=0.0), "high": max((t["metric"] for t in trials), default=1.0)}
-        axes = data["axes"] + [metric_axis]
-        fig, ax = new_figure(13, 4.8)
-        columns = [_positions(a, [t["values"][i] for t in trials]) for i, a in enumerate(data["axes"])]
-        columns.append(_positions(metric_axis, [t["metric"] for t in trials]))
-        ys = np.array(columns).T if trials else np.zeros((0, len(axes)))
+        if not data["panels"]:
+            return None
+        lim = data["ylim"]
+        metric_axis = {"name": data["metric"], "kind": "numeric", "log": lim["log"], "low": lim["low"], "high": lim["high"]}
         cmap = colormaps["viridis_r" if data["mode"] == "min" else "viridis"]
-        norm = Normalize(metric_axis["low"], metric_axis["high"])
-        # Worst first, so the best lines are drawn on top.
-        order = sorted(range(len(trials)), key=lambda i: trials[i]["metric"], reverse=(data["mode"] == "min"))
-        for rank, i in enumerate(order):
-            top = rank == len(order) - 1
-            ax.plot(range(len(axes)), ys[i], color=cmap(norm(trials[i]["metric"])), linewidth=3 if top else 1.3, alpha=1 if top else 0.75)
-        _draw_axes(ax, axes)
-        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=data["metric"], pad=0.01)
+        norm = (LogNorm if lim["log"] else Normalize)(lim["low"], lim["high"], clip=True)
+        fig, axs = new_panels(13, 0.9 + 3.3 * len(data["panels"]), len(data["panels"]))
+        for ax, panel in zip(axs, data["panels"]):
+            trials = panel["trials"]
+            axes = panel["axes"] + [metric_axis]
+            columns = [_positions(a, [t["values"][i] for t in trials]) for i, a in enumerate(panel["axes"])]
+            heights = _positions(metric_axis, [t["metric"] for t in trials])
+            columns.append(np.clip(heights, 0, 1))  # a value beyond the metric axis ends on its edge, marked there
+            ys = np.array(columns).T
+            for beyond, edge, marker in ((heights > 1, 1.0, "^"), (heights < 0, 0.0, "v")):
+                if beyond.any():
+                    ax.scatter([len(axes) - 1] * int(beyond.sum()), [edge] * int(beyond.sum()), marker=marker, s=36,
+                               color="0.4", edgecolor="black", linewidth=0.5, zorder=4, clip_on=False)
+            # Worst first, so the best lines are drawn on top.
+            order = sorted(range(len(trials)), key=lambda i: trials[i]["metric"], reverse=(data["mode"] == "min"))
+            for rank, i in enumerate(order):
+                top = rank == len(order) - 1
+                ax.plot(range(len(axes)), ys[i], color=cmap(norm(trials[i]["metric"])), linewidth=3 if top else 1.3,
+                        alpha=1 if top else 0.75, marker="o" if len(axes) == 1 else None)
+            _draw_axes(ax, axes)
+            ax.set_title(f"{panel['family']} ({len(trials)} trials)", loc="left", fontsize=10, color=colors.get(panel["family"], "black"))
+        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axs, label=data["metric"], pad=0.01)
         return fig
 
     def notes(self, data: dict) -> list[str]:
-        return [] if data["axes"] else ["No hyperparameter varied between the trials with results."]
+        notes = []
+        if data["skipped"]:
+            few = ", ".join(f"{f} ({n})" for f, n in data["skipped"].items())
+            notes.append(f"No panel for families with fewer than {MIN_FAMILY_TRIALS} trials with a value: {few}.")
+        if data["panels"] and all(not p["axes"] for p in data["panels"]):
+            notes.append("No hyperparameter varied within a family.")
+        return notes + clip_notes(data["ylim"], "trial")
 
 
 def _positions(axis: dict, values: list) -> np.ndarray:
-    """Each trial's height on one parallel axis, in [0, 1]; a trial without this hyperparameter sits at MISSING_Y."""
+    """Each trial's height on one parallel axis: in [0, 1] within its range (beyond it on a clipped metric axis)."""
     out = []
     for v in values:
-        if v is None:
-            out.append(MISSING_Y)
-        elif axis["kind"] == "categorical":
+        if axis["kind"] == "categorical":
             labels = axis["labels"]
             out.append(labels.index(str(v)) / (len(labels) - 1) if len(labels) > 1 else 0.5)
         else:
@@ -84,19 +124,18 @@ def _positions(axis: dict, values: list) -> np.ndarray:
             if axis["log"]:
                 lo, hi, x = math.log10(lo), math.log10(hi), math.log10(v)
             out.append((x - lo) / (hi - lo) if hi > lo else 0.5)
-    return np.array(out)
+    return np.array(out, dtype=float)
 
 
 def _ticks(axis: dict) -> list[tuple[float, str]]:
     """(height, label) of the labels on one parallel axis: every category, or the range (and its middle on a log axis)."""
     if axis["kind"] == "categorical":
         n = len(axis["labels"])
-        ticks = [(k / (n - 1) if n > 1 else 0.5, label) for k, label in enumerate(axis["labels"])]
-    else:
-        ticks = [(0.0, fmt(axis["low"])), (1.0, fmt(axis["high"]))]
-        if axis["log"]:
-            ticks.append((0.5, fmt(math.sqrt(axis["low"] * axis["high"]))))
-    return ticks + [(MISSING_Y, "n/a")] * axis["missing"]
+        return [(k / (n - 1) if n > 1 else 0.5, label) for k, label in enumerate(axis["labels"])]
+    ticks = [(0.0, fmt(axis["low"])), (1.0, fmt(axis["high"]))]
+    if axis["log"]:
+        ticks.append((0.5, fmt(math.sqrt(axis["low"] * axis["high"]))))
+    return ticks
 
 
 def _draw_axes(ax, axes: list[dict]) -> None:
@@ -108,8 +147,8 @@ def _draw_axes(ax, axes: list[dict]) -> None:
                         bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
     ax.set_xticks(range(len(axes)), [a["name"] + (" (log)" if a.get("log") else "") for a in axes], rotation=25, ha="right", fontsize=9)
     ax.set_yticks([])
-    ax.set_xlim(-0.2, len(axes) - 0.6)
-    ax.set_ylim(-0.2, 1.08)
+    ax.set_xlim(-0.2, max(len(axes) - 0.6, 0.6))
+    ax.set_ylim(-0.08, 1.08)
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
 

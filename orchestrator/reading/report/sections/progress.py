@@ -8,7 +8,18 @@ import numpy as np
 
 from orchestrator.reading import results as R
 from orchestrator.reading.report.context import Context, usable
-from orchestrator.reading.report.figures import new_figure, pause_lines, time_unit
+from orchestrator.reading.report.figures import (
+    baseline_line,
+    baseline_notes,
+    clip_notes,
+    clipped_marks,
+    fmt,
+    metric_limits,
+    new_figure,
+    pause_lines,
+    set_limits,
+    time_unit,
+)
 from orchestrator.reading.report.sections.base import Section
 from orchestrator.reading.report.timing import pause_notes, sessions, timed_rows
 
@@ -21,6 +32,9 @@ class BestSoFar(Section):
     title = "Best so far"
     how = "Every reported result (grey dots) and the best value reached so far (line), against wall time."
 
+    # Data: `ylim` (`figures.metric_limits` of every result, keeping the best value and the baseline in view) and
+    # `baseline` (`Context.baseline`, or None).
+
     def data(self, ctx: Context) -> dict[str, Any]:
         metric, mode, axis = ctx.metric, ctx.mode, ctx.axis
         points = sorted((axis(t), row[metric], tr.trial_id) for tr in ctx.trials for t, _, row in timed_rows(tr.rows) if usable(row, metric))
@@ -32,19 +46,24 @@ class BestSoFar(Section):
                 for key, v in zip(steps, (t, value, trial_id)):
                     steps[key].append(v)
         end = max((axis(b) for tr in ctx.trials for _, b in sessions(tr.rows)), default=0.0)
+        baseline = ctx.baseline
+        ylim = metric_limits([p[1] for p in points], keep=[best, baseline and baseline["value"]])
         return {"metric": metric, "mode": mode, "all_t": [p[0] for p in points], "all_value": [p[1] for p in points],
-                **steps, "end": end, "pauses": axis.marks()}
+                **steps, "end": end, "pauses": axis.marks(), "baseline": baseline, "ylim": ylim}
 
     def figure(self, data: dict, colors: dict) -> Any:
         fig, ax = new_figure(11, 3.6)
         scale, unit = time_unit(data["end"])
         ax.scatter(np.array(data["all_t"]) / scale, data["all_value"], s=10, color="0.6", alpha=0.5, label="a result")
+        clipped_marks(ax, np.array(data["all_t"]) / scale, data["all_value"], data["ylim"], color="0.6", size=24)
+        baseline_line(ax, data["baseline"])
         if data["t"]:
             ts = np.array(data["t"] + [max(data["end"], data["t"][-1])]) / scale
             ax.step(ts, data["value"] + [data["value"][-1]], where="post", color="C3", linewidth=2, label="best so far")
             ax.annotate(f"{data['value'][-1]:.4g} ({data['trial_id'][-1]})", (ts[-1], data["value"][-1]), textcoords="offset points",
                         xytext=(-4, 6), ha="right", fontsize=9, color="C3")
         pause_lines(ax, data["pauses"], scale)
+        set_limits(ax, data["ylim"])
         ax.set_xlim(left=0)
         ax.set(xlabel=f"wall time since the first trial started ({unit})", ylabel=data["metric"])
         ax.legend(loc="upper right", fontsize=8)
@@ -53,7 +72,7 @@ class BestSoFar(Section):
 
     def notes(self, data: dict) -> list[str]:
         empty = [] if data["t"] else ["No result with a metric value yet."]
-        return empty + pause_notes(data["pauses"])
+        return empty + clip_notes(data["ylim"], "result") + baseline_notes(data["baseline"], data["metric"]) + pause_notes(data["pauses"])
 
 
 def _curve(trial: R.TrialRecord, metric: str) -> tuple[list[int], list[float]]:
@@ -77,7 +96,11 @@ class LearningCurves(Section):
             epochs, values = _curve(t, ctx.metric)
             curves.append({"trial_id": t.trial_id, "family": t.family, "status": ctx.status[t.trial_id], "epochs": epochs, "values": values})
         rungs = sorted({t.epochs for t in ctx.trials if ctx.status[t.trial_id] == R.STOPPED_EARLY})
-        return {"metric": ctx.metric, "max_epochs": ctx.max_epochs, "rungs": rungs, "trials": curves}
+        values = [v for c in curves for v in c["values"]]
+        best = (min if ctx.mode == "min" else max)(values, default=None)
+        baseline = ctx.baseline
+        ylim = metric_limits(values, keep=[best, baseline and baseline["value"]])
+        return {"metric": ctx.metric, "max_epochs": ctx.max_epochs, "rungs": rungs, "trials": curves, "baseline": baseline, "ylim": ylim}
 
     def figure(self, data: dict, colors: dict) -> Any:
         fig, ax = new_figure(11, 4.6)
@@ -88,14 +111,20 @@ class LearningCurves(Section):
                 continue
             color = colors.get(c["family"], "0.4")
             ax.plot(c["epochs"], c["values"], color=color, alpha=0.75, linewidth=1.3, marker="." if len(c["epochs"]) < 30 else None)
+            clipped_marks(ax, c["epochs"], c["values"], data["ylim"], color=color, size=30)
             if c["status"] in END_MARKERS:
                 marker, size = END_MARKERS[c["status"]]
                 ax.scatter(c["epochs"][-1:], c["values"][-1:], marker=marker, s=size, color=color, edgecolor="black", linewidth=0.6, zorder=3)
+        baseline_line(ax, data["baseline"])
+        set_limits(ax, data["ylim"])
         ax.legend(handles=_legend(data, colors), fontsize=8, loc="upper right", ncols=2)
         ax.set(xlabel="epoch", ylabel=data["metric"])
         ax.set_xticks(range(1, data["max_epochs"] + 1) if data["max_epochs"] <= 30 else ax.get_xticks())
         ax.grid(alpha=0.3)
         return fig
+
+    def notes(self, data: dict) -> list[str]:
+        return clip_notes(data["ylim"], "epoch value") + baseline_notes(data["baseline"], data["metric"])
 
 
 def _legend(data: dict, colors: dict) -> list:
@@ -108,4 +137,6 @@ def _legend(data: dict, colors: dict) -> list:
                 if any(c["status"] == s for c in drawn)]
     if data["rungs"]:
         handles.append(Line2D([], [], color="0.5", linestyle=":", label="scheduler stopped trials here"))
+    if data["baseline"]:
+        handles.append(Line2D([], [], color="0.15", linestyle="--", label=f"baseline: {data['baseline']['name']} ({fmt(data['baseline']['value'])})"))
     return handles
