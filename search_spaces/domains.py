@@ -8,6 +8,7 @@ neither this module nor the other translation.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -39,6 +40,10 @@ class Domain:
 
     def sample(self, rng: np.random.Generator):
         raise NotImplementedError
+
+    def values(self) -> tuple | None:
+        """Every value the domain can take, in order; None for a continuous one."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,11 @@ class QUniform(Domain):
     def sample(self, rng):
         return self.quantize(self._base().sample(rng))
 
+    def values(self) -> tuple:
+        """The steps between the bounds, quantized as a draw is (at most one value per step of q)."""
+        steps = int(math.floor((self.high - self.low) / self.q + 1e-9)) + 2
+        return tuple(dict.fromkeys(self.quantize(self.low + k * self.q) for k in range(steps)))
+
 
 @dataclass(frozen=True)
 class QLogUniform(QUniform):
@@ -129,6 +139,9 @@ class RandInt(Domain):
     def sample(self, rng):
         return int(rng.integers(self.low, self.high))
 
+    def values(self) -> tuple:
+        return tuple(range(self.low, self.high))
+
 
 @dataclass(frozen=True)
 class Choice(Domain):
@@ -144,6 +157,9 @@ class Choice(Domain):
 
     def sample(self, rng):
         return self.options[int(rng.integers(len(self.options)))]
+
+    def values(self) -> tuple:
+        return tuple(dict.fromkeys(self.options))  # a repeated option is one configuration
 
 
 @dataclass(frozen=True)
@@ -198,3 +214,15 @@ def translation(table: dict[type, Any], domain: Domain, library: str, table_name
 def sample_values(values: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
     """One draw of every domain in `values` (in their order, so a seeded draw is reproducible); constants pass."""
     return {k: v.sample(rng) if isinstance(v, Domain) else v for k, v in values.items()}
+
+
+def combination_count(values: dict[str, Any]) -> int | None:
+    """How many combinations of values a mapping of fixed values and domains takes; None when a domain is continuous."""
+    sizes = [1 if not isinstance(v, Domain) else (None if v.values() is None else len(v.values())) for v in values.values()]
+    return None if None in sizes else math.prod(sizes)
+
+
+def combinations(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every combination of a finite mapping's values (a fixed value is its own only option), in a fixed order."""
+    options = [v.values() if isinstance(v, Domain) else (v,) for v in values.values()]
+    return [dict(zip(values, combo)) for combo in itertools.product(*options)]

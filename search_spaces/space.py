@@ -17,7 +17,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from search_spaces.domains import Domain, SpaceError, parse_value, sample_values
+from search_spaces.domains import (
+    Domain,
+    SpaceError,
+    combination_count,
+    combinations,
+    parse_value,
+    sample_values,
+)
 from trainables.refs import absolute_ref, describe_ref, is_file_ref
 from trainables.trial import FAMILY, MODEL_PREFIX, TRAIN_KEYS, TrainConfig, TrialConfig
 
@@ -81,6 +88,21 @@ class SearchSpace:
         """len(self.grid(rng)), counted without drawing: it depends on the grid domains only, not on `seed`
         (accepted so that callers can pass the run's seed as they do to `grid`)."""
         return sum(_grid_count(sub) for sub in self.families.values()) * _grid_count(self.train)
+
+    def distinct_count(self) -> int | None:
+        """How many distinct configurations the space has (per family, its combinations with the training values);
+        None when a domain is continuous."""
+        counts = [combination_count({**sub, **self.train}) for sub in self.families.values()]
+        return None if None in counts else sum(counts)
+
+    def configurations(self, limit: int = 10_000) -> list[dict[str, Any]] | None:
+        """Every distinct Tune config of a finite space of at most `limit` configurations, in a fixed order; None
+        otherwise."""
+        count = self.distinct_count()
+        if count is None or count > limit:
+            return None
+        return [TrialConfig.to_tune(family, {k: v[k] for k in sub}, {k: v[k] for k in self.train})
+                for family, sub in self.families.items() for v in combinations({**sub, **self.train})]
 
     def has_grid(self) -> bool:
         """Whether the grid searcher has something to enumerate: a grid domain, or more than one family."""

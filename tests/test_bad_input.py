@@ -69,7 +69,7 @@ CASES = [
     ("empty-choice", with_(search_space={"families": {"mlp": {"activation": {"choice": []}}}}), [], ["families.mlp.activation", "at least one option"]),
     ("bad-option", with_(search_space={"families": {"mlp": {"activation": {"choice": ["relu", "swish"]}}}}), [], ["activation must be one of", "'swish'"]),
     ("family-cannot-run-task", with_(task={"kind": "tabular"}, search_space={"families": {"lstm": {}}}), [], ["model family 'lstm' cannot run task 'tabular'", "families for this task: mlp"]),
-    ("bidirectional-charlm", with_(task={"kind": "charlm", "max_chars": 5000}, search_space={"families": {"gru": {"bidirectional": {"choice": [False, True]}}}}), [], ["bidirectional must be false", "families.gru"]),
+    ("bidirectional-charlm", with_(task={"kind": "charlm", "max_chars": 5000}, search_space={"families": {"gru": {"bidirectional": True}}}), [], ["bidirectional must be false", "families.gru"]),
     ("missing-space-file", with_(search_space="no_such_space.yaml"), [], ["'no_such_space.yaml' is neither a bundled space"]),
     ("missing-data-file", with_(task={"kind": "forecast", "data": "nowhere.csv"}), [], ["task.data", "file not found", "nowhere.csv"]),
     ("missing-target-column", lambda t: with_(task={"kind": "tabular", "data": csv(t, "a,b\n1,2\n3,4\n"), "target": "label"}), [], ["task.target", "column 'label' is not in", "columns: a, b"]),
@@ -131,7 +131,68 @@ def test_missing_experiment_file(capsys):
     assert "experiment file not found" in capsys.readouterr().err
 
 
+def test_a_family_that_runs_for_some_combinations_validates_with_a_warning(tmp_path, capsys):
+    """bidirectional is a choice and half the combinations cannot predict every next character: validation accepts
+    the space and says what share of a seeded sample fails, and the first error (those trials end infeasible)."""
+    path = tmp_path / "some.yaml"
+    config = {**GOOD, "task": {"kind": "charlm", "max_chars": 5000},
+              "search_space": {"families": {"gru": {"bidirectional": {"choice": [False, True]}, "hidden_size": {"choice": [8, 16]}}}}}
+    path.write_text(yaml.safe_dump(config))
+    assert main(["validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "valid." in captured.out
+    assert "warning: " in captured.err and "families.gru: 2 of 4 sampled combinations cannot run" in captured.err, captured.err
+    assert "bidirectional must be false" in captured.err and "end infeasible" in captured.err
+
+
 def test_good_config_validates(tmp_path, capsys):
     path = tmp_path / "good.yaml"
     path.write_text(yaml.safe_dump(GOOD))
     assert main(["validate", str(path)]) == 0
+
+
+# `orchestrator run --data FILE` has no experiment file to edit: a fix is told as the `--set` flag that applies it,
+# and that flag makes the same command valid; the same data in an experiment file is told the key to set.
+SERIES_GAP = "t,load\n" + "".join(f"{i},{'' if i == 7 else 100 + i}\n" for i in range(60))
+SHORT_SERIES = "t,load\n" + "".join(f"{i},{100 + i}\n" for i in range(20))
+TABLE = "a,b,y\n" + "".join(f"{i},{i % 7},{i % 2}\n" for i in range(40))
+FEATURE_GAP = TABLE.replace("\n2,2,0\n", "\n,2,0\n")
+TARGET_GAP = TABLE.replace("\n2,2,0\n", "\n2,2,\n")
+# (id, file, its text, the flags naming the task, the fix told to `--data`, the fix told to an experiment file)
+DATA_CASES = [
+    ("series-gap", "s.csv", SERIES_GAP, {"forecast": "load"}, "add --set task.missing=interpolate (or drop, ffill) to use such a file",
+     "set task.missing to drop, ffill or interpolate to use such a file"),
+    ("table-gap", "t.csv", FEATURE_GAP, {"target": "y"}, "add --set task.missing=drop (or ffill) to use such a file",
+     "set task.missing to drop or ffill to use such a file"),
+    ("target-gap", "t.csv", TARGET_GAP, {"target": "y"}, "add --set task.missing=drop to leave out the rows without a target",
+     "set task.missing to drop to leave out the rows without a target"),
+    ("window-too-long", "s.csv", SHORT_SERIES, {"forecast": "load"}, "add --set task.window=5 (short enough to leave every split samples)",
+     "set task.window to 5 (short enough"),
+    ("corpus-too-small", "n.txt", "hello world, this is a tiny corpus of text " * 2 + "\n", {},
+     "add --set task.seq_len=14 (the longest window it holds enough of)", "set task.seq_len to 14 (the longest"),
+]
+
+
+@pytest.mark.parametrize("case_id,name,text,task_flags,flag_fix,file_fix", DATA_CASES, ids=[c[0] for c in DATA_CASES])
+def test_a_data_users_fix_is_the_set_flag_and_a_file_users_the_key(case_id, name, text, task_flags, flag_fix, file_fix,
+                                                                     tmp_path, capsys, monkeypatch):
+    from orchestrator.experiment.from_data import experiment_for_data
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text(text)
+    flags = [arg for key, value in task_flags.items() for arg in (f"--{key}", value)]
+    storage = tmp_path / "runs"
+    assert main(["run", "--data", name, *flags, "--storage", str(storage)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --data {name}: ") and err.count("\n") == 1 and flag_fix in err, err
+    assert "set task." not in err.replace("--set task.", ""), "a --data user has no file to set a key in"
+    assert not storage.exists()
+    assignment = flag_fix.split("--set ", 1)[1].split()[0]
+    assert main(["validate", "--data", name, *flags, "--set", assignment]) == 0, capsys.readouterr().err
+
+    raw, _ = experiment_for_data(name, **task_flags)
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({**raw, "storage": str(storage)}))
+    capsys.readouterr()
+    assert main(["validate", "exp.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: exp.yaml: ") and file_fix in err and "--set" not in err, err

@@ -193,7 +193,17 @@ LOADER_ERRORS = {
     "exception importing the loader's file": ("import numpy as np\nraise RuntimeError('no data today')\n", "bad.py:load",
                                               "raised RuntimeError: no data today (at {dir}/bad.py, line 2, in <module>"),
     "unknown option": ("def load(size=3):\n    pass\n", "bad.py:load", "task.sise: unknown key: neither a task option nor a parameter"),
+    "required parameter": ("def load(rows):\n    pass\n", "bad.py:load", "(a parameter without a default); give task.rows a value"),
 }
+
+
+def test_a_loaders_required_parameter_is_told_to_a_data_user_as_the_set_flag(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "bad.py", LOADER_ERRORS["required parameter"][0])
+    assert main(["validate", "--data", "bad.py:load"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --data bad.py:load: task.rows: required by") and err.endswith(
+        "(a parameter without a default); add --set task.rows=VALUE\n"), err
 
 
 @pytest.mark.parametrize("case", sorted(LOADER_ERRORS))

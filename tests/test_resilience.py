@@ -239,3 +239,101 @@ def test_a_trial_restarted_in_the_same_session_keeps_the_rows_it_wrote(tmp_path)
     Path(resumed.storage.trial_fs_path, "result.json").write_text('{"training_iteration": 1}\n')
     Path(resumed.local_path, "result.json").unlink()
     assert rows_after_restart(JsonResults(), resumed) == [1, 2]
+
+
+# ---- Ctrl-C after the search ended: the exit status stays the search's -----------------------------------------
+
+def finish_with_ctrl_c(presses: int, interrupted: bool, tmp_path, monkeypatch) -> tuple[int, str]:
+    """`runner._fit_and_finish` after a search (a stand-in tuner; one trial with a usable value), with `presses` real
+    SIGINTs to this process while the best model is exported; (exit status, what it printed). A SIGINT that reaches
+    the handler in place before the run fails the test."""
+    import io
+    from types import SimpleNamespace
+
+    from orchestrator.running import best_model, runner
+
+    def fit():  # Tune's fit(): its SIGINT handler stays in place when the search ends on its own
+        if not interrupted:
+            signal.signal(signal.SIGINT, lambda *a: None)
+
+    def export(*args, **kwargs):
+        for _ in range(presses):
+            os.kill(os.getpid(), signal.SIGINT)
+        return SimpleNamespace(trial=SimpleNamespace(family="mlp"))
+
+    def reached_the_caller(*args):
+        raise AssertionError("a Ctrl-C after the search reached the caller's handler")
+
+    monkeypatch.setattr(R, "load_trials", lambda run_dir: [SimpleNamespace(best=lambda metric, mode: 1.0)])
+    monkeypatch.setattr(R, "unfinished_trials", lambda run_dir: ["t1"])
+    monkeypatch.setattr(best_model, "export_best", export)
+    monkeypatch.setattr(runner.console, "summarize", lambda *args, **kw: print("Best trial t1", file=args[7]))
+    p = SimpleNamespace(metric="val_bpc", mode="min", plan=None, data=SimpleNamespace(kind="charlm", metric="val_bpc"),
+                        exp=SimpleNamespace(config=SimpleNamespace(scheduler=SimpleNamespace(max_epochs=1)), space=SimpleNamespace(models={})))
+    out = io.StringIO()
+    pytests = signal.signal(signal.SIGINT, reached_the_caller)
+    try:
+        status = runner._fit_and_finish(SimpleNamespace(tuner=SimpleNamespace(fit=fit), num_trials=1), tmp_path, p, out)
+        assert signal.getsignal(signal.SIGINT) is reached_the_caller, "the caller's handler is back once the run returns"
+    finally:
+        signal.signal(signal.SIGINT, pytests)
+    return status, out.getvalue()
+
+
+@pytest.mark.parametrize("interrupted", [False, True], ids=["search-succeeded", "search-interrupted"])
+def test_ctrl_c_during_the_export_and_summary_leaves_the_status_the_search_decided(interrupted, tmp_path, monkeypatch, capfd):
+    decided = 130 if interrupted else 0
+    # Once: noted in one line; the export and the summary finish.
+    status, out = finish_with_ctrl_c(1, interrupted, tmp_path, monkeypatch)
+    err = capfd.readouterr().err
+    assert status == decided and "Best trial t1" in out, out
+    assert err.strip() == "Ctrl-C after the search ended: finishing the export and summary (Ctrl-C again skips them)", err
+    # Twice: what is left is skipped, with one line (and the way to continue an interrupted search).
+    status, out = finish_with_ctrl_c(2, interrupted, tmp_path, monkeypatch)
+    assert status == decided and "Best trial" not in out, out
+    assert f"Skipped the rest of the export and summary (Ctrl-C again); the run is in {tmp_path}" in out
+    assert (f"continue with: orchestrator resume {tmp_path}" in out) == interrupted, out
+    assert "Traceback" not in out + capfd.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_once_the_summary_shows_leaves_exit_0(presses, tmp_path):
+    """For real: a tiny run (`python -m orchestrator run`) gets Ctrl-C (SIGINT to its process group, as a terminal
+    sends it) the moment its summary starts, and with presses=2 again half a second later, while it prints the
+    summary or shuts Ray down: exit 0, no traceback."""
+    import threading
+
+    path = write(tmp_path, num_samples=2, scheduler={"kind": "fifo", "max_epochs": 1},
+                 search_space={"families": {"mlp": {"hidden_size": 32}}, "train": {"lr": 0.003, "batch_size": 32}})
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(path)], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+
+    def ctrl_c():
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:  # the run and Ray's processes have all ended already
+            pass
+
+    def read():  # Ctrl-C as soon as the summary's first line is out: no polling delay
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Done in "):
+                ctrl_c()
+                if presses == 2:
+                    threading.Timer(0.5, ctrl_c).start()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        proc.wait(timeout=240)
+        reader.join(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out = "".join(lines)
+    assert any(line.startswith("Done in ") for line in lines), out
+    assert proc.returncode == 0 and "Traceback" not in out and "interrupted" not in out, out
+    assert (tmp_path / "runs" / "r" / "best" / "model.pt").is_file()

@@ -39,6 +39,16 @@ def experiment(tmp: Path, **changes) -> Path:
     return path
 
 
+def saved_layers(run_dir: Path) -> list[dict]:
+    """The saved search algorithm's state, wrapper by wrapper (the promoting ASHA's limiter, NoRepeats, WarmStart),
+    down to the library's own searcher."""
+    state = pickle.loads(sorted(run_dir.glob("searcher-state-*.pkl"))[-1].read_bytes())
+    layers = [state]
+    while "inner" in layers[-1]:
+        layers.append(pickle.loads(layers[-1]["inner"]))
+    return layers
+
+
 def started_configs(run_dir: Path) -> list[dict]:
     return [t.hparams() for t in R.load_trials(run_dir)]
 
@@ -86,9 +96,9 @@ def test_promoting_asha_pauses_trials_at_rungs_and_promotes_the_best_of_each(tmp
             so_far = sorted(t.rows[milestone - 1]["val_rmse"] for t in trials if len(t.rows) >= milestone
                             and t.rows[milestone - 1]["timestamp"] < resumed_at)
             assert so_far.index(trial.rows[milestone - 1]["val_rmse"]) < math.ceil(len(so_far) / 2), (milestone, trial.trial_id)
-    state = pickle.loads(sorted(run_dir.glob("searcher-state-*.pkl"))[-1].read_bytes())
-    assert state["told"] == set(epochs)
-    hyperopt = pickle.loads(state["inner"])
+    layers = saved_layers(run_dir)
+    assert layers[0]["told"] == set(epochs)
+    hyperopt = layers[-1]
     losses = sorted(t["result"]["loss"] for t in hyperopt["_hpopt_trials"].trials if t["result"].get("status") == "ok")
     timeline = sorted((r["timestamp"], t.trial_id, r["val_rmse"]) for t in trials for r in t.rows)
     first_stop = {}  # each trial's value where it first stopped running: paused at a rung, or ended
@@ -275,9 +285,9 @@ def test_points_run_first_and_extend_grows_the_search_with_the_searchers_history
     assert len(trials) == 7 and all(t.status(3) != R.UNFINISHED for t in trials)
     assert R.read_run(run_dir).planned_trials() == 7
     # The saved searcher of the extension: taught the 4 earlier trials, and its Optuna study holds all 7.
-    state = pickle.loads(sorted(run_dir.glob("searcher-state-*.pkl"))[-1].read_bytes())
-    assert state["learned"] == 4
-    study = pickle.loads(state["inner"])["_ot_study"]
+    layers = saved_layers(run_dir)
+    assert next(layer["learned"] for layer in layers if "learned" in layer) == 4
+    study = layers[-1]["_ot_study"]
     assert len([t for t in study.trials if t.value is not None]) == 7
     # The extension's ASHA holds the earlier trials in its rungs too (saved with the experiment's callbacks).
     callbacks = pickle.loads(sorted(run_dir.glob("callback-states-*.pkl"))[-1].read_bytes())
@@ -575,9 +585,7 @@ def test_a_search_runs_its_points_then_the_portfolio_then_its_searchers_own(tmp_
     first, second = ({k.removeprefix("model/"): v for k, v in config.items()} for config in started[:2])
     assert {k: first[k] for k in POINT} == POINT and {k: second[k] for k in portfolio} == portfolio
     # Through the promoting ASHA's and the warm start's wrappers, HyperOpt learned every trial once.
-    state = pickle.loads(sorted((tmp_path / "runs" / "s").glob("searcher-state-*.pkl"))[-1].read_bytes())
-    while "inner" in state:
-        state = pickle.loads(state["inner"])
+    state = saved_layers(tmp_path / "runs" / "s")[-1]
     assert len([t for t in state["_hpopt_trials"].trials if t["result"].get("status") == "ok"]) == 6
 
 

@@ -11,6 +11,9 @@ EPOCH_TIME = "epoch_time_s"
 SAMPLES_PER_S = "samples_per_s"
 EPOCH = "epoch"
 DIVERGED = "diverged"
+# Set (to the reason: the exception and the user's file and line) in the one result of a trial whose model could
+# not be built, moved to its device or run on its first batch: the trial ends `infeasible`, no epoch trained.
+INFEASIBLE = "infeasible"
 NODE = "node"
 NODE_ID = "node_id"  # Ray's node id: tells apart nodes that share an IP (several on one machine)
 DEVICE = "device"
@@ -28,6 +31,7 @@ BOOKKEEPING = frozenset({
 # taken at, so that the export can pick the best checkpoint without Ray.
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
+INFEASIBLE_FILE = "infeasible.txt"  # in an infeasible trial's folder: the full traceback of why it could not run
 # Reported in place of a NaN/inf metric: searchers rank by order only, so a finite worst value marks the
 # region as bad without feeding NaN to TPE or ASHA.
 DIVERGED_PENALTY = 1e9

@@ -88,6 +88,29 @@ def to_cpu(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Infeasible:
+    """Why a trial's configuration cannot run: one line naming the exception and the user's file and line, and the
+    full traceback (the trial keeps it in `infeasible.txt`)."""
+
+    reason: str
+    traceback: str
+
+    @classmethod
+    def of(cls, exc: BaseException, when: str) -> "Infeasible":
+        import traceback
+
+        from trainables.models.user import user_error
+
+        return cls(f"{when}: {user_error(exc, None)}", "".join(traceback.format_exception(exc)))
+
+    def result(self) -> dict[str, Any]:
+        """The trial's one result: no epoch trained, the losses at the divergence penalty (the trainable sets the
+        metric to the worst value, which is how every searcher learns to draw the region less)."""
+        return {C.INFEASIBLE: self.reason, C.EPOCH: 0, C.TRAIN_LOSS: C.DIVERGED_PENALTY, C.VAL_LOSS: C.DIVERGED_PENALTY,
+                C.DIVERGED: False, C.EPOCH_TIME: 0.0, C.SAMPLES_PER_S: 0.0}
+
+
 class TrialHost:
     """The trial one process trains: staged once per process, then `start`ed for each trial it hosts."""
 
@@ -104,14 +127,24 @@ class TrialHost:
         self.staged = DeviceData.stage(data, self.device)
         self.objective = Objective(data.objective)
         self.trial = None
+        self.infeasible: Infeasible | None = None
 
     def start(self, config: dict[str, Any]) -> None:
-        """Builds the trial of a Tune config, seeded: every worker of a group builds the same weights and order."""
+        """Builds the trial of a Tune config, seeded: every worker of a group builds the same weights and order.
+        A model that cannot be built (its constructor refuses the combination, or it cannot move to the device)
+        makes the trial infeasible: its first epoch reports that instead of training."""
         trial = TrialConfig.from_tune(config)
-        self.trial = build_trial(
-            trial, self.data.spec, self.device, seed=trial.seed(self.settings.seed), max_epochs=self.settings.max_epochs,
-            families=self.families,
-        )
+        self.infeasible, self.epochs_run = None, 0
+        try:
+            self.trial = build_trial(
+                trial, self.data.spec, self.device, seed=trial.seed(self.settings.seed), max_epochs=self.settings.max_epochs,
+                families=self.families,
+            )
+        except torch.cuda.OutOfMemoryError:
+            raise  # the device, not the configuration: a failure (retried), not infeasible
+        except Exception as exc:  # the user's constructor may raise anything: the trial ends infeasible, with where
+            self.trial, self.infeasible = None, Infeasible.of(exc, "building the model")
+            return
         if self.shard.size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -121,7 +154,21 @@ class TrialHost:
             torch.manual_seed(trial.seed(self.settings.seed) + self.shard.rank)
 
     def epoch(self) -> dict[str, Any] | None:
-        """Trains and validates one epoch; the result with where it ran (None on a group's other ranks)."""
+        """Trains and validates one epoch; the result with where it ran (None on a group's other ranks). An infeasible
+        trial's one result says why (`C.INFEASIBLE`) instead."""
+        if self.infeasible is None:
+            try:
+                result = self._epoch()
+            except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+                if self.epochs_run or isinstance(exc, torch.cuda.OutOfMemoryError):
+                    raise  # a model that trained an epoch was feasible: a later error is a failure (retried)
+                self.infeasible = Infeasible.of(exc, "its first batch")  # a shape the model cannot take
+            else:
+                self.epochs_run += 1
+                return result
+        return None if self.shard.rank else self.infeasible.result()
+
+    def _epoch(self) -> dict[str, Any] | None:
         try:
             result = run_epoch(self.trial, self.staged, self.objective, self.settings.metric,
                                max_steps=self.settings.steps_per_epoch, shard=self.shard)

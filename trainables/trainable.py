@@ -18,6 +18,7 @@ from ray import tune
 from trainables import constants as C
 from trainables.constants import (  # defined there: readers of a run need no Ray
     DIVERGED_PENALTY,
+    INFEASIBLE_FILE,
     META_FILE,
     STATE_FILE,
 )
@@ -43,6 +44,13 @@ class TorchTrainable(tune.Trainable):
         # Tune fills `timestamp` in whole seconds unless the trainable sets it; the exact end of the epoch (with
         # time_this_iter_s) tells when each trial held its CPU/GPU share, e.g. to check GPU packing.
         result["timestamp"] = time.time()
+        self.infeasible = result.get(C.INFEASIBLE)
+        if self.infeasible:
+            # Its configuration cannot run: the worst value teaches the searcher, and the trial ends here.
+            result[self.settings.metric] = DIVERGED_PENALTY if self.settings.mode == "min" else -DIVERGED_PENALTY
+            result["done"] = True
+            found = getattr(self.host, "infeasible", None)  # a data-parallel group's workers keep theirs
+            self._keep(INFEASIBLE_FILE, found.traceback if found else self.infeasible)
         self.last_metric = result[self.settings.metric]
         if result[C.DIVERGED]:
             worst = DIVERGED_PENALTY if self.settings.mode == "min" else -DIVERGED_PENALTY
@@ -51,7 +59,20 @@ class TorchTrainable(tune.Trainable):
             result["done"] = True  # nothing more to learn from a trial whose weights are NaN
         return result
 
+    def _keep(self, name: str, text: str) -> None:
+        """Writes a file into the trial's folder in the run's storage (a directory or a URI), now: files in the
+        trial's working directory reach storage only with its next checkpoint, and an ended trial takes none."""
+        storage = getattr(self, "_storage", None)
+        if storage is None:  # a Trainable used outside Tune
+            (Path(self.logdir) / name).write_text(text)
+            return
+        storage.storage_filesystem.create_dir(storage.trial_fs_path, recursive=True)
+        with storage.storage_filesystem.open_output_stream(f"{storage.trial_fs_path}/{name}") as stream:
+            stream.write(text.encode())
+
     def save_checkpoint(self, checkpoint_dir: str) -> None:
+        if getattr(self, "infeasible", None):  # no model, nothing to keep (readers skip a folder without a state)
+            return
         state = self.host.state()
         torch.save(state, Path(checkpoint_dir) / STATE_FILE)
         meta = {"epoch": state["epoch"], "metric": self.settings.metric, "value": getattr(self, "last_metric", None)}

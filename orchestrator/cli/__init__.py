@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -52,6 +53,8 @@ def _validate(args) -> int:
     if args.print_config:
         return _print_config(exp)
     p = prepare(exp)
+    for warning in p.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     c = p.exp.config
     taken = "" if c.search_space is not None else " (the task's default: set `search_space` to choose another)"
     print(f"{p.exp.where}: valid. {p.data.summary()}; search space {p.exp.space.source}{taken}: "
@@ -190,6 +193,8 @@ def entry() -> None:
     writers when the experiment ends), so the process shuts Ray down, flushes, and ends without it.
     """
     rc = main()
+    # The command has ended and `rc` is its status: a Ctrl-C while Ray shuts down must not turn it into a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if "ray" in sys.modules:
         import ray
 

@@ -53,7 +53,7 @@ def export(args) -> int:
         from orchestrator.running.best_model import export_best
         from orchestrator.running.prepare import experiment_from_run, prepare
 
-        p = prepare(experiment_from_run(run.run_dir))
+        p = prepare(experiment_from_run(run.run_dir, trackers=False))  # an export logs to no tracker
         export_best(run.run_dir, p.data, p.metric, p.mode, out_path=out)
     print(f"wrote {out}; load it with: from trainables import load_model; load_model('{out}')")
     return 0

@@ -83,10 +83,11 @@ class ExperimentConfig(Strict):
     @field_validator("loggers")
     @classmethod
     def usable_loggers(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        """Known trackers whose extra is installed (orchestrator/watch/trackers/__init__.py states each rule)."""
+        """Known trackers whose extra is installed, and whose settings they will accept (orchestrator/watch/trackers/
+        __init__.py states each rule); the settings are not checked for a run only read (`parse_config`'s `trackers`)."""
         from orchestrator.watch.trackers import check_loggers
 
-        return check_loggers(v, info.data.get("storage", ""))
+        return check_loggers(v, info.data.get("storage", ""), environment=(info.context or {}).get("trackers", True))
 
     @field_validator("searcher")
     @classmethod
@@ -199,10 +200,13 @@ def _describe(error: dict, source: str) -> str:
     return f"{source}: key '{key}': value {error.get('input')!r}: {message}"
 
 
-def parse_config(raw: dict, source: str) -> ExperimentConfig:
-    """Validates a raw mapping; the first problem becomes a UserError naming `source`, the key, the value and the rule."""
+def parse_config(raw: dict, source: str, *, trackers: bool = True) -> ExperimentConfig:
+    """Validates a raw mapping; the first problem becomes a UserError naming `source`, the key, the value and the rule.
+
+    `trackers`: whether the trackers' settings (MLFLOW_TRACKING_URI, W&B's key) are checked too: False for a run
+    whose experiment is read to export it, which logs nothing."""
     try:
-        config = ExperimentConfig.model_validate(raw)
+        config = ExperimentConfig.model_validate(raw, context={"trackers": trackers})
     except ValidationError as exc:
         errors = exc.errors()
         more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""

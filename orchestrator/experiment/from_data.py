@@ -24,7 +24,11 @@ def load_for_command(experiment: str | None, overrides: list[str], *, data: str 
                      budget: str | None, name: str | None, storage: str | None, say) -> Any:
     """The Experiment of a `run`/`validate` command: its file (the quickstart when none), or the one `--data`
     implies, whose inference is printed to `say` in one line before anything runs."""
-    from orchestrator.experiment.load import experiment_from_mapping, load_experiment
+    from orchestrator.experiment.load import (
+        DATA_LABEL,
+        experiment_from_mapping,
+        load_experiment,
+    )
 
     overrides = list(overrides) + ([f"budget={budget}"] if budget else [])
     if data is None:
@@ -35,7 +39,7 @@ def load_for_command(experiment: str | None, overrides: list[str], *, data: str 
         raise UserError(f"--data {data}: give an experiment file or --data, not both (a file names its data as task.data)")
     raw, account = experiment_for_data(data, target=target, forecast=forecast)
     print(f"data: {account}", file=say, flush=True)
-    return experiment_from_mapping(raw, Path.cwd() / "experiment.yaml", overrides, name=name, storage=storage, label=f"--data {data}")
+    return experiment_from_mapping(raw, Path.cwd() / "experiment.yaml", overrides, name=name, storage=storage, label=f"{DATA_LABEL}{data}")
 
 
 def experiment_for_data(data: str, *, target: str | None = None, forecast: str | None = None) -> tuple[dict[str, Any], str]:

@@ -17,6 +17,7 @@ from trainables.models import families_for
 from trainables.tasks import TASKS
 
 QUICKSTART = Path(__file__).resolve().parent / "quickstart.yaml"
+DATA_LABEL = "--data "  # how the label of an experiment `--data FILE` made begins (`from_data.py`)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class Experiment:
     @property
     def where(self) -> str:
         return self.label or str(self.file)
+
+    @property
+    def from_flags(self) -> bool:
+        """Made by `orchestrator run --data FILE` from flags, with no file to edit: a fix is told as `--set key=value`."""
+        return bool(self.label) and self.label.startswith(DATA_LABEL)
 
     @cached_property
     def first_points(self) -> list[dict[str, Any]]:

@@ -33,10 +33,13 @@ FINISHED = "finished"
 STOPPED_EARLY = "stopped early"
 FAILED = "failed"
 DIVERGED = "diverged"
+INFEASIBLE = "infeasible"  # its configuration could not be built or run (no epoch trained)
 
 
 def ended_as(last: dict[str, Any], max_epochs: int) -> str:
-    """How a trial that ended went, from its final result: diverged, finished (all epochs) or stopped early."""
+    """How a trial that ended went, from its final result: infeasible, diverged, finished (all epochs) or stopped early."""
+    if last.get(C.INFEASIBLE):
+        return INFEASIBLE
     if last.get(C.DIVERGED):
         return DIVERGED
     return FINISHED if last.get("training_iteration", 0) >= max_epochs else STOPPED_EARLY
@@ -59,7 +62,13 @@ class TrialRecord:
 
     @property
     def epochs(self) -> int:
-        return max((r.get("training_iteration", 0) for r in self.rows), default=0)
+        """Epochs trained (an infeasible trial's one result trained none)."""
+        return max((r.get("training_iteration", 0) for r in self.rows if not r.get(C.INFEASIBLE)), default=0)
+
+    @property
+    def infeasible(self) -> str | None:
+        """Why the trial's configuration could not run (the exception, with the user's file and line), or None."""
+        return next((r[C.INFEASIBLE] for r in self.rows if r.get(C.INFEASIBLE)), None)
 
     @property
     def diverged(self) -> bool:
@@ -78,6 +87,8 @@ class TrialRecord:
         """failed / diverged / unfinished (running, or interrupted and not resumed yet) / finished / stopped early."""
         if self.error:
             return FAILED
+        if self.infeasible:
+            return INFEASIBLE
         if self.diverged:
             return DIVERGED
         if (not self.rows or not self.rows[-1].get("done")) and self.saved_status == "TERMINATED":

@@ -35,6 +35,9 @@ class Prepared:
     # The task's baselines on validation and test (`trainables.baselines`), computed once here: the yardstick the
     # summary, `best` and the report show the result beside (the run's baselines.json).
     baselines: dict = field(default_factory=dict)
+    # What validation found and lets through, for the header and `validate` to say (a family that cannot run some
+    # of its combinations).
+    warnings: tuple[str, ...] = ()
 
 
 def resolve_data_path(config: ExperimentConfig, file: Path) -> ExperimentConfig:
@@ -62,9 +65,9 @@ def prepare(exp: Experiment) -> Prepared:
     exp = replace(exp, config=resolve_data_path(exp.config, exp.file))
     try:
         data = TASKS[exp.config.task.kind].load(exp.config.task)
-    except DataError as exc:
-        raise UserError(f"{exp.where}: {exc}") from None
-    check_space_fits(exp, data)
+    except DataError as exc:  # its fix told as the user gave the experiment: a file's key, or `--set` for `--data`
+        raise UserError(f"{exp.where}: {exc.told(flags=exp.from_flags)}") from None
+    warnings = check_space_fits(exp, data)
     metric, mode = exp.config.resolved_metric(data.metric)
     allowed = {*data.metrics, C.VAL_LOSS}
     if metric not in allowed:
@@ -73,25 +76,47 @@ def prepare(exp: Experiment) -> Prepared:
         )
     from trainables.baselines import compute_baselines
 
-    return Prepared(exp, data, metric, mode, baselines=compute_baselines(data))
+    return Prepared(exp, data, metric, mode, baselines=compute_baselines(data), warnings=tuple(warnings))
 
 
-def check_space_fits(exp: Experiment, data: TaskData) -> None:
-    """Builds a model for every choice option of the space on this task's data and runs it on a tiny batch,
-    so that a family setting that cannot run the task (a bidirectional model predicting every next character,
-    a user's module returning the wrong shape) fails now, not in every trial."""
+PROBE_SAMPLES = 32  # sampled combinations per family, besides one per choice option, to tell "never" from "sometimes"
+
+
+def check_space_fits(exp: Experiment, data: TaskData) -> list[str]:
+    """Builds each family's models on this task's data and runs them on a tiny batch: one per choice option of the
+    space and PROBE_SAMPLES seeded samples. A family none of whose combinations runs (an import error, a wrong output
+    shape, a constructor that always raises, a setting that cannot run the task) is refused now, not in every trial;
+    one that runs for some combinations and not others is accepted, with a warning (returned) that gives the share
+    that failed and the first error: those trials end `infeasible` and the searcher learns to avoid them."""
     import numpy as np
 
+    from search_spaces.domains import sample_values
     from trainables.models import registry_for
     from trainables.trial import TrialConfig
 
     families = registry_for(exp.space.models)  # the user's classes, imported once by parsing the space already
     batch = _tiny_batch(data)
-    for config in exp.space.probes(np.random.default_rng(exp.config.seed)):
+    rng = np.random.default_rng(exp.config.seed)
+    # (model values, run a batch through it): every choice option is run on the batch (a setting that cannot run the
+    # task, a wrong output shape); the seeded samples are only built (their constructors' refusals), which costs
+    # little, where a forward pass of each would add seconds to every run's start.
+    combos: dict[str, list[tuple[dict, bool]]] = {family: [] for family in exp.space.families}
+    for config in exp.space.probes(rng):
         trial = TrialConfig.from_tune(config)
-        problem = probe_family(families[trial.family], trial.model, data.spec, batch)
-        if problem:
-            raise UserError(f"{exp.space.source}: families.{trial.family}: {problem} (task {data.kind})")
+        combos[trial.family].append((trial.model, True))
+    for family, sub in exp.space.families.items():
+        combos[family] += [(sample_values(sub, rng), False) for _ in range(PROBE_SAMPLES)]
+    warnings = []
+    for family, values in combos.items():
+        distinct = list({repr(sorted(v.items())): (v, run) for v, run in reversed(values)}.values())  # a run probe wins
+        problems = [p for v, run in distinct if (p := probe_family(families[family], v, data.spec, batch if run else None))]
+        where = f"{exp.space.source}: families.{family}"
+        if len(problems) == len(distinct):
+            raise UserError(f"{where}: {problems[0]} (task {data.kind})")
+        if problems:
+            warnings.append(f"{where}: {len(problems)} of {len(distinct)} sampled combinations cannot run (first: {problems[0]}); "
+                            "their trials end infeasible, and the searcher learns to avoid them")
+    return warnings
 
 
 def _tiny_batch(data: TaskData):
@@ -103,7 +128,8 @@ def _tiny_batch(data: TaskData):
 
 
 def probe_family(family, values: dict, spec, batch) -> str | None:
-    """Why `family` with `values` cannot run a task of `spec` (building it, or its output for `batch`), or None.
+    """Why `family` with `values` cannot run a task of `spec` (building it, or its output for `batch` unless that is
+    None), or None.
 
     A user's exception is told with their file and line; a built-in's ValueError states its own rule."""
     import torch
@@ -113,6 +139,8 @@ def probe_family(family, values: dict, spec, batch) -> str | None:
     user_file = _file_of(family)
     try:
         module = family.build(values, spec).eval()
+        if batch is None:
+            return None
         with torch.no_grad():
             out = module(batch)
     except ValueError as exc:
@@ -120,7 +148,8 @@ def probe_family(family, values: dict, spec, batch) -> str | None:
     except Exception as exc:  # the user's code may raise anything; told with their file and line
         if family.reference is None:
             raise
-        return f"{family.reference} failed on a batch of shape {tuple(batch.shape)}: {user_error(exc, user_file)}"
+        when = "failed to build" if batch is None else f"failed on a batch of shape {tuple(batch.shape)}"
+        return f"{family.reference} {when}: {user_error(exc, user_file)}"
     expected = (len(batch), spec.seq_len, spec.out_features) if spec.per_step else (len(batch), spec.out_features)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -144,11 +173,12 @@ def _file_of(family) -> str | None:
         return None
 
 
-def experiment_from_run(run_dir: Path) -> Experiment:
-    """The Experiment a run directory was started with (for resume and for exporting an interrupted run)."""
+def experiment_from_run(run_dir: Path, *, trackers: bool = True) -> Experiment:
+    """The Experiment a run directory was started with (for resume and for exporting an interrupted run; an export,
+    which logs nothing, passes trackers=False: the trackers' settings are not checked then)."""
     run = R.read_run(run_dir)
     file = run.run_dir / R.EXPERIMENT_FILE
-    config = parse_config(migrate(run.experiment), str(file))
+    config = parse_config(migrate(run.experiment), str(file), trackers=trackers)
     return make_experiment(config, file)
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 import yaml
 
@@ -73,7 +73,7 @@ def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = Fa
     marker = None if store.remote else str(run_dir / R.EXPERIMENT_FILE)
     setup = tuning.build_tuner(p, store.root, storage_marker=marker)
     concurrency = p.exp.config.max_concurrent or cluster.default_concurrency(p.exp.config)
-    console.header(p.exp, p.data.summary(), run_dir, setup.num_trials, concurrency, out)
+    console.header(p.exp, p.data.summary(), run_dir, setup.num_trials, concurrency, out, warnings=p.warnings)
     if p.plan is not None:  # the trial count above is a ceiling: the budget ends the search
         print(f"  {p.plan.describe()}; more trials if epochs run faster than probed, stopped at the budget", file=out, flush=True)
     if store.remote:
@@ -126,12 +126,27 @@ def resume(run: str | Path, *, address: str | None = None, out: TextIO | None = 
 
 
 def _fit_and_finish(setup, run_dir: Path, p: Prepared, out: TextIO, store: Storage | None = None) -> int:
-    """Runs the search, exports the best model, prints the summary; the exit status."""
-    from orchestrator.running.best_model import export_best
-
+    """Runs the search, exports the best model, prints the summary; the exit status, which the search decides:
+    a Ctrl-C after it ended does not change it (`_SearchEnded`)."""
     began = time.monotonic()
     ctrl_c = _fit_noting_ctrl_c(setup.tuner)
     elapsed = time.monotonic() - began
+    with _SearchEnded() as ended:
+        try:
+            return _finish(setup, run_dir, p, out, store, ctrl_c, elapsed, ended)
+        except _SkipRest:
+            where = store.run(run_dir.name) if store is not None else run_dir
+            resume = f"; continue with: orchestrator resume {where}" if ended.status == 130 else ""
+            print(f"\nSkipped the rest of the export and summary (Ctrl-C again); the run is in {where}{resume}",
+                  file=out, flush=True)
+            return ended.status
+
+
+def _finish(setup, run_dir: Path, p: Prepared, out: TextIO, store: Storage | None, ctrl_c: bool, elapsed: float,
+            ended: _SearchEnded) -> int:
+    """What follows the search: the exit status it decided (noted in `ended` first), the export, the summary."""
+    from orchestrator.running.best_model import export_best
+
     if store is not None:  # the run is at the URI: mirror what the export and the summary read
         mirror_run(store, run_dir, p.metric, p.mode)
     # Tune's own SIGINT handler ends fit() early after saving the experiment state: trials it stopped are
@@ -142,6 +157,7 @@ def _fit_and_finish(setup, run_dir: Path, p: Prepared, out: TextIO, store: Stora
     trials = R.load_trials(run_dir)
     not_started = max(0, setup.num_trials - len(trials)) if ctrl_c else 0
     exportable = any(t.best(p.metric, p.mode) is not None for t in trials)
+    ended.status = 130 if interrupted or not_started else 0 if exportable else 1
     best = export_best(run_dir, p.data, p.metric, p.mode, trials=trials) if exportable else None
     max_epochs = p.exp.config.scheduler.max_epochs
     own_class = best is not None and best.trial.family in p.exp.space.models
@@ -156,8 +172,42 @@ def _fit_and_finish(setup, run_dir: Path, p: Prepared, out: TextIO, store: Stora
         where = store.run(run_dir.name) if store is not None else run_dir
         print(f"\nInterrupted with {len(interrupted)} trial(s) unfinished and {not_started} not started; the state is saved. "
               f"Continue with:\n  orchestrator resume {where}", file=out, flush=True)
-        return 130
-    return 0 if best is not None else 1
+    return ended.status
+
+
+class _SkipRest(BaseException):
+    """A second Ctrl-C after the search ended: what is left of the export and summary is skipped. A BaseException,
+    as KeyboardInterrupt is, so that no `except Exception` on the way swallows it."""
+
+
+class _SearchEnded:
+    """Ctrl-C once Tune's fit() has returned, while the export and the summary run: the search has decided the
+    exit status, and a Ctrl-C does not change it. The first is noted in one line and the export and summary go
+    on (a few seconds); another, once the status is known (`status`), skips what is left of them. The handler
+    is in place only inside the `with` (in the main thread, where Python runs signal handlers)."""
+
+    NOTE = "\nCtrl-C after the search ended: finishing the export and summary (Ctrl-C again skips them)\n"
+
+    def __init__(self):
+        self.status: int | None = None
+        self.presses = 0
+        self._previous = None
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._ctrl_c)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _ctrl_c(self, signum, frame) -> None:
+        self.presses += 1
+        if self.presses == 1:
+            os.write(2, self.NOTE.encode())  # not through sys.stderr: the handler may interrupt a write to it
+        elif self.status is not None:
+            raise _SkipRest
 
 
 def _fit_noting_ctrl_c(tuner) -> bool:

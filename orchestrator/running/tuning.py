@@ -144,7 +144,9 @@ def callbacks_for(p: Prepared, num_trials: int, out=None, storage: str | None = 
     from orchestrator.watch.trackers import RunInfo, tracker_callbacks
 
     expected = p.plan.expected_s if p.plan is not None else None
-    progress = Progress(p.metric, p.mode, num_trials, p.exp.config.scheduler.max_epochs, out=out, expected_s=expected)
+    sched = p.exp.config.scheduler
+    progress = Progress(p.metric, p.mode, num_trials, sched.max_epochs, out=out, expected_s=expected,
+                        scheduler=(sched.kind, sched.model_dump()))
     # The experiment trackers (`loggers`) keep local stores in the run directory; a run stored at a URI has none here.
     run_dir = Path(storage) / p.exp.config.name if storage and "://" not in storage else None
     trackers = tracker_callbacks(p.exp.config.loggers, RunInfo(p.exp.config.name, run_dir))
@@ -187,11 +189,14 @@ def search_alg_for(p: Prepared, num_trials: int, history: list = (), seed: int |
     record = SEARCHERS[config.searcher]
     options = {} if p.startup_fraction is None else {"startup_fraction": p.startup_fraction}
     searcher = record.build(p.exp.space, p.metric, p.mode, seed, num_trials, **options)
-    if not points and not history:
-        return searcher, None
+    if not record.runs_given_points:
+        return searcher, None  # the grid runs its own plan
+    from orchestrator.search.no_repeats import NoRepeats
     from orchestrator.search.warm_start import WarmStart
 
-    return WarmStart(searcher, p.exp.space, points, list(history), record.learn, p.metric, p.mode), None
+    if points or history:
+        searcher = WarmStart(searcher, p.exp.space, points, list(history), record.learn, p.metric, p.mode)
+    return NoRepeats(searcher, p.exp.space, seed, p.metric, p.mode), None
 
 
 def build_tuner(p: Prepared, storage: str, *, out=None, storage_marker: str | None = None, num_trials: int | None = None,

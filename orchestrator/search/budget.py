@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from orchestrator.search.schedulers.base import rungs
+from orchestrator.search.schedulers.base import epochs_per_trial, rungs
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
 UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -52,18 +52,6 @@ def clock_text(seconds: float) -> str:
     if seconds < 3 * 3600:
         return f"{seconds / 60:.0f}m"
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
-
-
-def epochs_per_trial(max_epochs: int, grace_period: int, reduction_factor: int, asha: bool = True) -> float:
-    """The expected epochs one trial runs: under ASHA a trial passes each rung with probability 1/rf."""
-    if not asha:
-        return float(max_epochs)
-    marks = rungs(max_epochs, grace_period, reduction_factor)
-    expected, before = 0.0, 0
-    for k, mark in enumerate(marks):
-        expected += (mark - before) / reduction_factor**k
-        before = mark
-    return expected
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,9 @@ def first_trials(exp) -> str:
     return ", then ".join(parts) + (f", then the {config.searcher} searcher's own" if parts else "")
 
 
-def header(exp, summary: str, run_dir: Path, num_trials: int, concurrency: int, out: TextIO) -> None:
-    """The lines printed before the search starts: data, search set-up, resources and where results go."""
+def header(exp, summary: str, run_dir: Path, num_trials: int, concurrency: int, out: TextIO, warnings: tuple = ()) -> None:
+    """The lines printed before the search starts: data, search set-up, resources, what validation let through with
+    a warning, and where results go."""
     from orchestrator.search.schedulers import SCHEDULERS
 
     c = exp.config
@@ -61,12 +62,17 @@ def header(exp, summary: str, run_dir: Path, num_trials: int, concurrency: int, 
     note = SCHEDULERS[c.scheduler.kind].concurrency_note(c.scheduler.model_dump(), concurrency)
     if note:
         print(f"  note: {note}", file=out)
+    if num_trials < c.num_samples:
+        print(f"  note: the space has {num_trials} distinct configurations, so each runs once ({num_trials} trials, not "
+              f"num_samples {c.num_samples})", file=out)
     first = first_trials(exp)
     if first:
         print(f"  first: {first}", file=out)
     if c.resources.workers > 1:
         print(f"  data-parallel (DDP, {'nccl' if c.resources.gpu else 'gloo'}): each step trains batch_size x {c.resources.workers} "
               f"samples, batch_size on each worker", file=out)
+    for warning in warnings:
+        print(f"  warning: {warning}", file=out)
     print(f"  run directory: {run_dir}", file=out, flush=True)
 
 
@@ -79,8 +85,8 @@ def summarize(run_dir: Path, task, trials: list[R.TrialRecord], best, task_metri
     counts = R.status_counts(trials, max_epochs)
     print(f"\nDone in {clock(elapsed)}: {len(trials)} trials (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")", file=out)
     for t in trials:
-        if t.status(max_epochs) in (R.FAILED, R.DIVERGED):
-            reason = t.error or "loss became NaN/inf"
+        if t.status(max_epochs) in (R.FAILED, R.DIVERGED, R.INFEASIBLE):
+            reason = t.error or t.infeasible or "loss became NaN/inf"
             print(f"  {t.status(max_epochs)}: {t.trial_id} [{describe(t.config)}]: {reason}", file=out)
     if best is None:
         print("No trial produced a usable model.", file=out)

@@ -38,8 +38,40 @@ class TaskBase(BaseModel):
 RegressionLoss = Literal["mse", "l1", "huber"]
 
 
+@dataclass(frozen=True)
+class Setting:
+    """A task option whose value would fix a DataError, told in the words of the user's input: the key to set in an
+    experiment file (`set task.missing to drop or ffill`), or, for `orchestrator run --data FILE`, which has no file
+    to edit, the flag that sets it (`add --set task.missing=drop (or ffill)`)."""
+
+    key: str  # "task.missing"
+    values: tuple[str, ...] = ()  # the values to suggest, as the file form lists them; none: any value of the user's
+    example: Optional[str] = None  # the value the flag form shows first (default: the first of `values`)
+    purpose: str = ""  # what setting it does: " to use such a file"
+
+    def told(self, *, flags: bool) -> str:
+        if flags:
+            first = self.example or (self.values[0] if self.values else "VALUE")
+            others = [v for v in self.values if v != first]
+            return f"add --set {self.key}={first}" + (f" (or {', '.join(others)})" if others else "") + self.purpose
+        if not self.values:
+            return f"give {self.key} a value{self.purpose}"
+        either = self.values[0] if len(self.values) == 1 else f"{', '.join(self.values[:-1])} or {self.values[-1]}"
+        return f"set {self.key} to {either}{self.purpose}"
+
+
 class DataError(ValueError):
-    """A data file or task option that cannot be used; the message names the file, the value and the rule."""
+    """A data file or task option that cannot be used; the message names the file, the value and the rule, and
+    with `fix` ends with the task option that would fix it: as an experiment file's key in `str(error)`, or as the
+    `--set` flag of a `--data` run with `told(flags=True)`."""
+
+    def __init__(self, message: str, fix: Optional[Setting] = None):
+        self.message, self.fix = message, fix
+        super().__init__(f"{message}; {fix.told(flags=False)}" if fix else message)
+
+    def told(self, *, flags: bool = False) -> str:
+        """The message; with `flags`, its fix as the command line's `--set key=value` (the input had no file)."""
+        return f"{self.message}; {self.fix.told(flags=True)}" if flags and self.fix else str(self)
 
 
 @dataclass(frozen=True)

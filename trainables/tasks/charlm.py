@@ -17,6 +17,7 @@ from trainables.constants import BPC, PERPLEXITY, modes
 from trainables.tasks.base import (
     DataError,
     ModelSpec,
+    Setting,
     Split,
     Task,
     TaskBase,
@@ -70,6 +71,18 @@ def encode(text: str, vocab: list[str]) -> np.ndarray:
     return lookup[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
 
 
+def _longest_window(chars: int, options: CharLMTask, shortest: int = 8) -> int | None:
+    """The longest seq_len (at least `shortest`) for which a corpus of `chars` characters holds 4 windows and
+    gives every split one; None when not even `shortest` does."""
+    for seq_len in range(min(options.seq_len - 1, chars // 4 - 1), shortest - 1, -1):
+        try:
+            split_sizes((chars - 1) // seq_len, options.val_fraction, options.test_fraction, source="", minimum=1)
+            return seq_len
+        except DataError:
+            continue
+    return None
+
+
 def load(options: CharLMTask) -> TaskData:
     """Reads, encodes and splits the corpus (contiguous train / val / test blocks, in that order)."""
     text, source = read_corpus(options.data)
@@ -81,9 +94,11 @@ def load(options: CharLMTask) -> TaskData:
     need = 4 * (seq_len + 1)
     n_windows = (len(text) - 1) // seq_len
     if len(text) < need or len(vocab) < 2:
+        fits = _longest_window(len(text), options) if len(vocab) >= 2 else None
         raise DataError(
             f"task.data: corpus '{source}' is too small: {len(text)} characters, {len(vocab)} distinct; "
-            f"need at least {need} characters (4 windows of seq_len={seq_len}) and 2 distinct characters"
+            f"need at least {need} characters (4 windows of seq_len={seq_len}) and 2 distinct characters",
+            Setting("task.seq_len", (str(fits),), purpose=" (the longest window it holds enough of)") if fits else None,
         )
     n_train, n_val, n_test = split_sizes(
         n_windows, options.val_fraction, options.test_fraction, source=f"task.data: corpus '{source}'", minimum=1

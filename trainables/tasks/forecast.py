@@ -18,6 +18,7 @@ from trainables.tasks.base import (
     DataError,
     ModelSpec,
     RegressionLoss,
+    Setting,
     Split,
     Task,
     TaskBase,
@@ -70,6 +71,18 @@ def next_step_pairs(scaled: np.ndarray, window: int, target_index: list[int]) ->
     return x, y
 
 
+def _window_that_fits(length: int, options: ForecastTask) -> int | None:
+    """The longest window, at most a quarter of a series of `length` steps, that leaves every split its samples;
+    None when none does."""
+    for window in range(length // 4, 0, -1):
+        try:
+            split_sizes(length - window, options.val_fraction, options.test_fraction, source="")
+            return window
+        except DataError:
+            continue
+    return None
+
+
 def load(options: ForecastTask) -> TaskData:
     """Reads the series, standardizes it with training statistics and cuts it into (window -> next step) pairs.
 
@@ -84,9 +97,9 @@ def load(options: ForecastTask) -> TaskData:
     window = options.window
     n_samples = len(values) - window
     if n_samples < 1:
-        raise DataError(
-            f"task.window: {window} must be smaller than the series length {len(values)} of '{path}'"
-        )
+        fits = _window_that_fits(len(values), options)
+        raise DataError(f"task.window: {window} must be smaller than the series length {len(values)} of '{path}'",
+                        Setting("task.window", (str(fits),), purpose=" (short enough to leave every split samples)") if fits else None)
     n_train, n_val, n_test = split_sizes(
         n_samples, options.val_fraction, options.test_fraction, source=f"task.data: '{path}'"
     )

@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from trainables.tasks.base import DataError
+from trainables.tasks.base import DataError, Setting
 
 # What to do with empty cells: `error` (the default) refuses them; `drop` leaves out their rows; `ffill` carries
 # the last value above forward; `interpolate` (series only) draws a straight line between the values around them.
@@ -93,10 +93,9 @@ def fill_missing(frame, columns: list[str], policy: str, path: Path, *, series: 
     row, column = found
     choices = "drop, ffill or interpolate" if series else "drop or ffill"
     if policy == "error":
-        raise DataError(
-            f"task.data: '{path}' has an empty cell in column '{column}', row {row}; "
-            f"set task.missing to {choices} to use such a file"
-        )
+        raise DataError(f"task.data: '{path}' has an empty cell in column '{column}', row {row}",
+                        Setting("task.missing", ("drop", "ffill", "interpolate") if series else ("drop", "ffill"),
+                                example="interpolate" if series else None, purpose=" to use such a file"))
     if policy == "interpolate" and not series:
         raise DataError(f"task.missing: 'interpolate' is for series (forecast); for table rows choose {choices}")
     if policy == "drop":

@@ -17,6 +17,7 @@ from trainables.tasks.base import (
     DataError,
     ModelSpec,
     RegressionLoss,
+    Setting,
     Split,
     Task,
     TaskBase,
@@ -112,7 +113,8 @@ def checked_target(frame, name: str, path: Path, missing: str):
         return frame
     if missing == "drop":
         return frame.loc[~empty]
-    raise DataError(f"task.target: column '{name}' of '{path}' has an empty value in row {frame.index[np.flatnonzero(empty.to_numpy())[0]]}")
+    raise DataError(f"task.target: column '{name}' of '{path}' has an empty value in row {frame.index[np.flatnonzero(empty.to_numpy())[0]]}",
+                    Setting("task.missing", ("drop",), purpose=" to leave out the rows without a target"))
 
 
 def load(options: TabularTask) -> TaskData:

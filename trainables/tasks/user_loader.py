@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from trainables.tasks.base import DataError
+from trainables.tasks.base import DataError, Setting
 
 
 def split_ref(ref: str) -> tuple[Path, str]:
@@ -83,7 +83,7 @@ def check_options(function: Callable[..., Any], options: dict[str, Any], known: 
     required = [n for n, p in params.items() if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     absent = [n for n in required if n not in options]
     if absent:
-        raise DataError(f"task.{absent[0]}: required by {ref} (a parameter without a default); set it under task:")
+        raise DataError(f"task.{absent[0]}: required by {ref} (a parameter without a default)", Setting(f"task.{absent[0]}"))
 
 
 def call_loader(ref: str, options: dict[str, Any], known: list[str]) -> Any:

@@ -13,7 +13,12 @@ from typing import Any, Literal, Mapping, Optional
 
 from pydantic import Field, model_validator
 
-from orchestrator.search.schedulers.base import EPOCHS, Scheduler, SchedulerOptions
+from orchestrator.search.schedulers.base import (
+    EPOCHS,
+    Scheduler,
+    SchedulerOptions,
+    epochs_per_trial,
+)
 
 
 class AshaOptions(SchedulerOptions):
@@ -124,6 +129,11 @@ def _hyperband_together(o: Mapping[str, Any]) -> int:
     return s_max_1 + 1
 
 
+def _asha_epochs(o: Mapping[str, Any], epoch: int) -> float:
+    """Under ASHA a trial passes each rung with probability 1 / reduction_factor."""
+    return epochs_per_trial(o["max_epochs"], o["grace_period"], o["reduction_factor"], done=epoch)
+
+
 def _pbt_together(o: Mapping[str, Any]) -> int:
     """Trials PBT needs running together so that its bottom and top quantiles hold one each."""
     return math.ceil(1 / o["quantile_fraction"])
@@ -137,6 +147,7 @@ SCHEDULERS: dict[str, Scheduler] = {
         lambda o: (f"asha (max {o['max_epochs']} epochs, grace {o['grace_period']}, x{o['reduction_factor']:g}"
                    + (", promoting" if o.get("promote") else ", stopping") + ")"),  # runs written before `promote`: stopping
         plans_rungs=True,
+        epochs_left=_asha_epochs,
     ),
     "fifo": Scheduler(
         "fifo", FifoOptions, _fifo, "no early stopping: every trial runs max_epochs",

@@ -35,6 +35,22 @@ def rungs(max_epochs: int, grace_period: int, reduction_factor: float) -> list[i
 
 
 
+def epochs_per_trial(max_epochs: int, grace_period: int, reduction_factor: int, asha: bool = True, done: int = 0) -> float:
+    """The expected epochs a trial runs (after the `done` it has run): under ASHA a trial passes each rung with
+    probability 1/rf; one between two rungs reaches the next for sure."""
+    if not asha:
+        return float(max(0, max_epochs - done))
+    marks = rungs(max_epochs, grace_period, reduction_factor)
+    expected, before, chance = 0.0, 0, 1.0
+    for mark in marks:
+        if mark > done:
+            expected += (mark - max(before, done)) * chance
+        if mark >= done:
+            chance /= reduction_factor  # past this rung only the best 1/rf go on
+        before = mark
+    return expected
+
+
 @dataclass(frozen=True)
 class Scheduler:
     """A scheduler: its options model, how to build Ray's scheduler from them, and how to describe them.
@@ -63,6 +79,14 @@ class Scheduler:
     plans_rungs: bool = False
     # Trials that must run together for the scheduler to act at all (its options as a mapping); None: any number.
     together: Optional[Callable[[Mapping[str, Any]], int]] = None
+    # The epochs a trial that has run `epoch` epochs is still expected to run (its options as a mapping; 0 for a
+    # trial not started): what the progress view's time left counts in. Without early stopping, the rest up to
+    # max_epochs; a scheduler that stops trials says how many it keeps.
+    epochs_left: Callable[[Mapping[str, Any], int], float] = lambda o, epoch: float(max(0, o["max_epochs"] - epoch))
+
+    def expected_epochs(self, options: Mapping[str, Any]) -> float:
+        """The epochs a new trial is expected to run."""
+        return self.epochs_left(options, 0)
 
     def concurrency_note(self, options: Mapping[str, Any], concurrency: int) -> Optional[str]:
         """Why this scheduler would stop no trial at `concurrency` trials at once, or None."""

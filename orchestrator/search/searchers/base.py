@@ -18,6 +18,13 @@ def startup_trials(num_samples: int, fraction: float = STARTUP_FRACTION) -> int:
     return max(3, min(20, int(num_samples * fraction)))
 
 
+def distinct_trials(space: SearchSpace, num_samples: int) -> int:
+    """The trials a search of `num_samples` runs: no more than the space's distinct configurations, each run once
+    (`orchestrator.search.no_repeats`)."""
+    count = space.distinct_count()
+    return num_samples if count is None else min(num_samples, count)
+
+
 @dataclass(frozen=True)
 class Searcher:
     """A searcher: `build(space, metric, mode, seed, num_trials, startup_fraction)` returns Ray Tune's Searcher
@@ -26,7 +33,8 @@ class Searcher:
     imports: modules its builder imports, loaded in a thread while Ray starts (which mostly waits on its
     processes; HyperOpt pulls in scipy.stats, ~0.6 s of the driver's start-up otherwise).
     problem(space): why this searcher cannot search that space, or None.
-    planned(space, num_samples, seed): how many trials it runs.
+    planned(space, num_samples, seed): how many trials it runs (by default num_samples, or the space's distinct
+    configurations when there are fewer).
     learn(ray_searcher, space, evaluated): teaches the built searcher a trial it did not suggest (a point to
     evaluate, an earlier trial of an extended run; `orchestrator.search.warm_start`); None: it has nothing to learn.
     schedulers: the schedulers it works with (None: every one); another is refused at validation with `pairing_rule`.
@@ -41,7 +49,7 @@ class Searcher:
     help: str
     imports: tuple[str, ...] = ()
     problem: Callable[[SearchSpace], Optional[str]] = lambda space: None
-    planned: Callable[[SearchSpace, int, int], int] = lambda space, num_samples, seed: num_samples
+    planned: Callable[[SearchSpace, int, int], int] = lambda space, num_samples, seed: distinct_trials(space, num_samples)
     learn: Optional[Callable[..., None]] = None
     schedulers: Optional[frozenset[str]] = None
     pairing_rule: str = ""
