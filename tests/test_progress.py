@@ -43,31 +43,39 @@ def test_asha_expects_each_trial_to_pass_a_rung_with_one_chance_in_its_factor():
 
 
 def test_time_left_is_the_epochs_left_at_the_recent_pace():
-    """16 trials: 10 have run their first epoch (one a second, one slot), 6 have not started. Left: 6 x 2.5 + 10 x 1.5
-    = 30 epochs at one a second."""
+    """16 trials: 10 have run their first epoch (one a second, one slot), 5 of them promoted and running on, 5 paused
+    at the rung; 6 have not started. Left: 6 x 2.5 for the new ones, 5 x (1 + 2) for the running ones (the epoch to
+    rung 2, then its chance), 5 x 1.5 / 2 for the paused ones (not the best at their rung: once more discounted)."""
     view = progress(16)
     assert view.time_left(now=0.0) is None, "nothing to go on before the first epoch"
     for i in range(10):
         feed(view, f"t{i}", 1, end=1.0 + i)
-    assert view.epochs_left() == pytest.approx(30.0)
-    assert view.time_left(now=10.0) == pytest.approx((30.0, 30.0))
-    # The pace is the recent one: epochs that take 4 s now (larger models promoted) make the rest slower.
-    for i in range(8):
-        feed(view, f"t{i}", 2, end=10.0 + 4 * (i + 1), seconds=4.0)
-    # Left: 8 trials past rung 2 (2 epochs each), 2 at rung 1 (1.5), 6 not started (2.5): 34 epochs; over the last
-    # half of the 42 s, 6 epochs ended: 6 / 21 a second, not the run's 18 / 42.
-    assert view.epochs_left() == pytest.approx(34.0)
-    assert view.time_left(now=42.0) == pytest.approx((34 / (6 / 21), 34 / (6 / 21)))
+    view.paused = {f"t{i}" for i in range(5, 10)}
+    assert view.epochs_left() == pytest.approx(15 + 15 + 3.75)
+    assert view.time_left(now=10.0) == pytest.approx((33.75, 33.75))
+
+
+def test_the_pace_is_the_recent_one():
+    """No early stopping, 4 trials of 8 epochs: 10 epochs of 1 s, then 6 of 4 s (larger models): over the last half
+    of the 34 s, 5 epochs ended, 5 / 17 a second, not the run's 16 / 34."""
+    view = progress(4, scheduler=("fifo", {"max_epochs": 8}))
+    ends = [1.0 + i for i in range(10)] + [10.0 + 4 * (i + 1) for i in range(6)]
+    for i, end in enumerate(ends):
+        feed(view, f"t{i % 4}", 1 + i // 4, end=end)
+    assert view.epochs_left() == pytest.approx(4 * 8 - 16)
+    assert view.time_left(now=34.0) == pytest.approx((16 / (5 / 17), 16 / (5 / 17)))
 
 
 def test_an_early_estimate_is_a_range_and_ended_trials_count_nothing():
     view = progress(16)
     for i in range(4):
         feed(view, f"t{i}", 1, end=1.0 + i)
-    assert view.time_left(now=4.0) == pytest.approx((0.75 * 36, 1.5 * 36))  # 12 x 2.5 + 4 x 1.5 epochs, one a second
+    view.paused = {"t0", "t1", "t2", "t3"}
+    assert view.time_left(now=4.0) == pytest.approx((0.75 * 33, 1.5 * 33))  # 12 x 2.5 + 4 x 0.75 epochs, one a second
     # An infeasible trial ran nothing and will run nothing; an ended trial has nothing left.
     view.last["bad"] = {C.INFEASIBLE: "refused", "training_iteration": 1}
     view.on_trial_complete(0, [], Trial("bad"))
     view.last["t0"] = {"training_iteration": 1}
     view.on_trial_complete(0, [], Trial("t0"))
-    assert view.epochs_left() == pytest.approx(11 * 2.5 + 3 * 1.5)  # 16 less 2 ended less 3 running
+    assert view.epochs_left() == pytest.approx(11 * 2.5 + 3 * 0.75)  # 16 less 2 ended less 3 paused
+

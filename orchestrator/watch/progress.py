@@ -117,14 +117,19 @@ class Progress(Callback):
         self._status()
 
     def epochs_left(self) -> float:
-        """The epochs the scheduler is still expected to run: each trial not started yet its expected epochs, each
-        trial running or paused the rest of its own (given the rungs it passed), the ended ones none."""
+        """The epochs the scheduler is still expected to run: each trial not started yet its expected epochs; each
+        running trial the rest of its own, having passed the rung it reported last (it runs on); each trial paused
+        at a rung its rest discounted once more (it was not among the best there, so a promotion is the less likely);
+        the ended ones none."""
         from orchestrator.search.schedulers import SCHEDULERS
 
         kind, options = self.scheduler
         left = SCHEDULERS[kind].epochs_left
+        factor = float(options.get("reduction_factor") or 1.0)
         not_started = max(0, self.num_samples - self.done - self.failed - len(self.at))
-        return not_started * left(options, 0) + sum(left(options, epoch) for epoch in self.at.values())
+        running = sum(1.0 + left(options, epoch + 1) for tid, epoch in self.at.items() if tid not in self.paused and epoch < self.max_epochs)
+        paused = sum(left(options, epoch) / factor for tid, epoch in self.at.items() if tid in self.paused)
+        return not_started * left(options, 0) + running + paused
 
     def time_left(self, now: float | None = None) -> tuple[float, float] | None:
         """(low, high) seconds left, equal when the estimate is settled; None before the first epoch.
