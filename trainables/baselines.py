@@ -58,10 +58,12 @@ def mean(data: TaskData) -> Predictor:
 
 
 def persistence(data: TaskData) -> Predictor:
-    """Forecasting: each target's next value is its last value in the window ("tomorrow equals today")."""
+    """Forecasting: each target's value at every step of the horizon is its last value in the window ("tomorrow,
+    and every day after, equals today")."""
     p = data.preprocessing
     index = [p["columns"].index(t) for t in p["targets"]]
-    return lambda x: x[:, -1, index]  # inputs and targets share each column's scaling
+    horizon = p.get("horizon", 1)
+    return lambda x: np.tile(x[:, -1, index], (1, horizon))  # (N, H * O), step major; inputs and targets share scaling
 
 
 def linear(data: TaskData) -> Predictor:

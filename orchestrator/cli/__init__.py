@@ -24,7 +24,7 @@ def _experiment(args):
 
     return load_for_command(args.experiment, args.set, data=args.data, target=args.target, forecast=args.forecast,
                             budget=args.budget, name=getattr(args, "name", None), storage=getattr(args, "storage", None),
-                            say=sys.stderr if args.print_config else sys.stdout)
+                            say=sys.stderr if args.print_config else sys.stdout, horizon=args.horizon)
 
 
 def _print_config(exp) -> int:
@@ -97,6 +97,7 @@ def parser() -> argparse.ArgumentParser:
                        "--forecast) or FILE.py:function (a loader); the task is inferred and printed")
         c.add_argument("--target", metavar="COL", help="with a CSV: classify or regress this column")
         c.add_argument("--forecast", metavar="COL[,COL]", help="with a CSV: forecast these series")
+        c.add_argument("--horizon", type=int, metavar="H", help="with --forecast: forecast the next H steps, jointly (default 1)")
         c.add_argument("--budget", metavar="DURATION", help="plan the search to end within this (90s, 10m, 2h)")
         c.add_argument("--print-config", action="store_true", help="print the experiment YAML this would run, and stop")
 

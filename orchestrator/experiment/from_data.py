@@ -21,7 +21,7 @@ TIME_NAMES = {"date", "time", "datetime", "timestamp", "year", "month", "day", "
 
 
 def load_for_command(experiment: str | None, overrides: list[str], *, data: str | None, target: str | None, forecast: str | None,
-                     budget: str | None, name: str | None, storage: str | None, say) -> Any:
+                     budget: str | None, name: str | None, storage: str | None, say, horizon: int | None = None) -> Any:
     """The Experiment of a `run`/`validate` command: its file (the quickstart when none), or the one `--data`
     implies, whose inference is printed to `say` in one line before anything runs."""
     from orchestrator.experiment.load import (
@@ -31,18 +31,23 @@ def load_for_command(experiment: str | None, overrides: list[str], *, data: str 
     )
 
     overrides = list(overrides) + ([f"budget={budget}"] if budget else [])
+    if horizon is not None and (data is None or not forecast):
+        raise UserError("--horizon goes with --data FILE --forecast COL (an experiment file sets task.horizon)")
+    if horizon is not None and horizon < 1:
+        raise UserError(f"--horizon {horizon}: forecasts at least 1 step ahead")
     if data is None:
         if target or forecast:
             raise UserError(f"{'--target' if target else '--forecast'} goes with --data FILE")
         return load_experiment(experiment, overrides, name=name, storage=storage)
     if experiment:
         raise UserError(f"--data {data}: give an experiment file or --data, not both (a file names its data as task.data)")
-    raw, account = experiment_for_data(data, target=target, forecast=forecast)
+    raw, account = experiment_for_data(data, target=target, forecast=forecast, horizon=horizon)
     print(f"data: {account}", file=say, flush=True)
     return experiment_from_mapping(raw, Path.cwd() / "experiment.yaml", overrides, name=name, storage=storage, label=f"{DATA_LABEL}{data}")
 
 
-def experiment_for_data(data: str, *, target: str | None = None, forecast: str | None = None) -> tuple[dict[str, Any], str]:
+def experiment_for_data(data: str, *, target: str | None = None, forecast: str | None = None,
+                        horizon: int | None = None) -> tuple[dict[str, Any], str]:
     """(the experiment mapping, a one-line account of what was inferred) for `--data`."""
     if target and forecast:
         raise UserError("--target and --forecast: give one (--target COL classifies or regresses a column; "
@@ -63,7 +68,7 @@ def experiment_for_data(data: str, *, target: str | None = None, forecast: str |
     if target:
         return _tabular(name, path, columns, target)
     if forecast:
-        return _forecast(name, path, columns, forecast)
+        return _forecast(name, path, columns, forecast, horizon)
     raise UserError(f"--data {data}: a CSV needs --target COLUMN (classify or regress that column) or --forecast "
                     f"COLUMN[,COLUMN] (forecast those series); columns: {', '.join(columns)}")
 
@@ -99,7 +104,7 @@ def _tabular(name: str, path: Path, columns: list[str], target: str) -> tuple[di
     return _named(name, task), f"{path}: table, --target {target} -> task tabular (classification or regression, decided from the column)"
 
 
-def _forecast(name: str, path: Path, columns: list[str], forecast: str) -> tuple[dict[str, Any], str]:
+def _forecast(name: str, path: Path, columns: list[str], forecast: str, horizon: int | None = None) -> tuple[dict[str, Any], str]:
     targets = [c.strip() for c in forecast.split(",") if c.strip()]
     missing = [t for t in targets if t not in columns]
     if not targets or missing:
@@ -110,8 +115,11 @@ def _forecast(name: str, path: Path, columns: list[str], forecast: str) -> tuple
                             "columns": [c for c in numeric if c not in targets] + targets}
     if time_column:
         task["time_column"] = time_column
+    if horizon:
+        task["horizon"] = horizon
     index = f"; time column {time_column}" if time_column else ""
-    return _named(name, task), f"{path}: series, --forecast {','.join(targets)} -> task forecast{index}"
+    ahead = f", the next {horizon} steps" if horizon and horizon > 1 else ""
+    return _named(name, task), f"{path}: series, --forecast {','.join(targets)} -> task forecast{ahead}{index}"
 
 
 def _time_column(path: Path, columns: list[str], targets: list[str]) -> str | None:

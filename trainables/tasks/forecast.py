@@ -37,6 +37,7 @@ class ForecastTask(TaskBase):
 
     kind: Literal["forecast"]
     window: int = Field(24, ge=1, description="past steps each forecast sees")
+    horizon: int = Field(1, ge=1, description="steps ahead to forecast, jointly (one output per step and target)")
     columns: Optional[list[str]] = Field(None, description="series columns; all but time_column when absent")
     targets: Optional[list[str]] = Field(None, description="columns to forecast; all columns when absent")
     time_column: Optional[str] = None
@@ -63,11 +64,13 @@ def series_columns(frame, options: ForecastTask, path: Path) -> tuple[list[str],
     return columns, targets
 
 
-def next_step_pairs(scaled: np.ndarray, window: int, target_index: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Every window of `window` steps (N, T, F) float32 and the targets' values at the step after it (N, O)."""
-    starts = np.arange(len(scaled) - window)
+def next_step_pairs(scaled: np.ndarray, window: int, target_index: list[int], horizon: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Every window of `window` steps (N, T, F) float32 and the targets' values at the `horizon` steps after it,
+    step major: (N, H * O), the O targets of the first step, then of the second..."""
+    starts = np.arange(len(scaled) - window - horizon + 1)
     x = np.stack([scaled[s : s + window] for s in starts]).astype(np.float32)  # (N, T, F)
-    y = scaled[starts + window][:, target_index].astype(np.float32)  # (N, O)
+    ahead = np.stack([scaled[starts + window + h][:, target_index] for h in range(horizon)], axis=1)  # (N, H, O)
+    y = ahead.reshape(len(starts), -1).astype(np.float32)  # (N, H * O)
     return x, y
 
 
@@ -94,8 +97,8 @@ def load(options: ForecastTask) -> TaskData:
     columns, targets = series_columns(frame, options, path)
     values = numeric_frame(frame, columns, path, "task.columns")
     values = fill_missing(values, columns, options.missing, path, series=True).to_numpy(dtype=np.float32)  # (N, F)
-    window = options.window
-    n_samples = len(values) - window
+    window, horizon = options.window, options.horizon
+    n_samples = len(values) - window - horizon + 1
     if n_samples < 1:
         fits = _window_that_fits(len(values), options)
         raise DataError(f"task.window: {window} must be smaller than the series length {len(values)} of '{path}'",
@@ -104,26 +107,34 @@ def load(options: ForecastTask) -> TaskData:
         n_samples, options.val_fraction, options.test_fraction, source=f"task.data: '{path}'"
     )
     # Statistics from the values the training windows can see, never from validation or test.
-    seen = values[: n_train + window]
+    seen = values[: n_train + window + horizon - 1]
     mean = seen.mean(axis=0)
     std = seen.std(axis=0)
     std[std == 0] = 1.0
     target_index = [columns.index(t) for t in targets]
-    x, y = next_step_pairs((values - mean) / std, window, target_index)
-    bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n_samples)}
+    x, y = next_step_pairs((values - mean) / std, window, target_index, horizon)
+    # A sample's targets run `horizon` steps past its window: the last horizon - 1 samples of training and of
+    # validation are left out, so that no target of one split is a target of the next (purged splits).
+    gap = horizon - 1
+    if min(n_train, n_val) <= gap:
+        raise DataError(f"task.horizon: {horizon} steps leave no training or validation sample of '{path}' "
+                        f"({n_train} and {n_val} before leaving out the {gap} whose targets run into the next split)")
+    bounds = {"train": (0, n_train - gap), "val": (n_train, n_train + n_val - gap), "test": (n_train + n_val, n_samples)}
     splits = {name: Split(x=x[a:b], y=y[a:b]) for name, (a, b) in bounds.items()}
     return TaskData(
         kind="forecast",
-        spec=ModelSpec("sequence", len(columns), len(targets), seq_len=window, per_step=False),
+        spec=ModelSpec("sequence", len(columns), len(targets) * horizon, seq_len=window, per_step=False),
         splits=splits,
-        objective={"name": "rmse", "scale": std[target_index].astype(float).tolist(),
-                   "offset": mean[target_index].astype(float).tolist(), "loss": options.loss},
+        # Metrics in units, averaged over every step of the horizon (each output its target's scale).
+        objective={"name": "rmse", "scale": std[target_index].astype(float).tolist() * horizon,
+                   "offset": mean[target_index].astype(float).tolist() * horizon, "loss": options.loss},
         metric=RMSE,
         mode=METRICS[RMSE],
         preprocessing={
             "columns": columns,
             "targets": targets,
             "window": window,
+            "horizon": horizon,
             "mean": mean.astype(float).tolist(),
             "std": std.astype(float).tolist(),
         },
@@ -132,14 +143,17 @@ def load(options: ForecastTask) -> TaskData:
 
 
 def predict(model, rows) -> np.ndarray:
-    """Next values of the targets, in the series' units, from `rows`: (T, F) or (N, T, F) raw values of the columns."""
+    """Next values of the targets, in the series' units, from `rows`: (T, F) or (N, T, F) raw values of the columns.
+    (N, O) for a next-step model; (N, H, O) for one trained with `horizon` H > 1."""
     p = model.preprocessing
     x = np.asarray(rows, dtype=np.float32)
     x = x[None] if x.ndim == 2 else x
     x = (x - np.asarray(p["mean"], np.float32)) / np.asarray(p["std"], np.float32)
-    out = model.outputs(x)  # (N, O) in standardized units
+    horizon = p.get("horizon", 1)  # models exported before horizons forecast one step
     idx = [p["columns"].index(t) for t in p["targets"]]
-    return out * np.asarray(p["std"], np.float32)[idx] + np.asarray(p["mean"], np.float32)[idx]
+    out = model.outputs(x).reshape(len(x), horizon, len(idx))  # (N, H, O) in standardized units
+    values = out * np.asarray(p["std"], np.float32)[idx] + np.asarray(p["mean"], np.float32)[idx]
+    return values[:, 0] if horizon == 1 else values
 
 
 TASK = Task(
