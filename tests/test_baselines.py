@@ -78,6 +78,7 @@ def test_linear_regression_recovers_a_linear_target(tmp_path):
 
 def test_every_baseline_applies_to_some_bundled_task():
     applied = {name for kind in ("forecast", "tabular", "charlm") for name in compute_baselines(_load(kind))}
+    applied |= set(compute_baselines(_load("forecast", season=11)))  # the sunspot cycle
     assert applied == set(BASELINES)
 
 

@@ -76,3 +76,14 @@ def test_an_exported_horizon_model_predicts_h_steps_in_units(tmp_path, ray_sessi
     assert metrics["test_rmse"] == pytest.approx(test_rmse, rel=1e-4)
     baselines = json.loads((run_dir / "baselines.json").read_text())["baselines"]
     assert "persistence" in baselines and baselines["persistence"]["test_rmse"] > 0
+
+
+def test_the_seasonal_naive_baseline_repeats_the_last_season():
+    """task.season 11 (the sunspot cycle, in years): each of the 3 steps takes the value 11 years before it."""
+    data = TASKS["forecast"].load(TASKS["forecast"].options(kind="forecast", window=WINDOW, horizon=H, season=11))
+    values, s = sunspots(), split_starts(len(sunspots()))["val"]
+    truth = np.stack([values[s + WINDOW + h] for h in range(H)], axis=1)
+    seasonal = np.stack([values[s + WINDOW + h - 11] for h in range(H)], axis=1)
+    found = compute_baselines(data)["seasonal naive"]
+    assert found["val_rmse"] == pytest.approx(math.sqrt(np.mean((truth - seasonal) ** 2)), rel=1e-5)
+    assert "seasonal naive" not in compute_baselines(TASKS["forecast"].load(TASKS["forecast"].options(kind="forecast", window=WINDOW)))

@@ -66,6 +66,16 @@ def persistence(data: TaskData) -> Predictor:
     return lambda x: np.tile(x[:, -1, index], (1, horizon))  # (N, H * O), step major; inputs and targets share scaling
 
 
+def seasonal_naive(data: TaskData) -> Predictor:
+    """Forecasting with a `season`: each step's value is the value one season (or the fewest whole seasons that
+    reach back into the window) before it."""
+    p = data.preprocessing
+    index, season, window = [p["columns"].index(t) for t in p["targets"]], p["season"], p["window"]
+    # The window position of each step h's seasonal value: window + h - k * season, k the fewest seasons inside it.
+    back = [window + h - math.ceil((h + 1) / season) * season for h in range(p.get("horizon", 1))]
+    return lambda x: np.concatenate([x[:, b, index] for b in back], axis=1)  # (N, H * O), step major
+
+
 def linear(data: TaskData) -> Predictor:
     """A linear model of the feature vector: least squares (ridge, closed form) for regression, multinomial
     logistic regression (full-batch L-BFGS, weakly L2-regularized) for classification."""
@@ -110,6 +120,9 @@ def _objective(name: str) -> Callable[[TaskData], bool]:
 
 BASELINES: dict[str, Baseline] = {b.name: b for b in (
     Baseline("persistence", lambda d: d.kind == "forecast", persistence, "each target's last value in the window"),
+    Baseline("seasonal naive", lambda d: d.kind == "forecast" and bool(d.preprocessing.get("season"))
+             and d.preprocessing["season"] <= d.preprocessing["window"], seasonal_naive,
+             "each step's value one season before (forecast, with task.season)"),
     Baseline("mean", _objective("rmse"), mean, "the training targets' mean"),
     Baseline("majority", _objective("accuracy"), majority, "the training class frequencies (accuracy: the majority class's)"),
     Baseline("linear", lambda d: d.spec.input_kind == "vector" and d.objective["name"] in ("rmse", "accuracy"), linear,

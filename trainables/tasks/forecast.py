@@ -38,6 +38,8 @@ class ForecastTask(TaskBase):
     kind: Literal["forecast"]
     window: int = Field(24, ge=1, description="past steps each forecast sees")
     horizon: int = Field(1, ge=1, description="steps ahead to forecast, jointly (one output per step and target)")
+    season: Optional[int] = Field(None, ge=2, description="the series' season in steps (7 for daily data with a weekly "
+                                  "cycle): adds the seasonal naive baseline")
     columns: Optional[list[str]] = Field(None, description="series columns; all but time_column when absent")
     targets: Optional[list[str]] = Field(None, description="columns to forecast; all columns when absent")
     time_column: Optional[str] = None
@@ -135,6 +137,7 @@ def load(options: ForecastTask) -> TaskData:
             "targets": targets,
             "window": window,
             "horizon": horizon,
+            "season": options.season,
             "mean": mean.astype(float).tolist(),
             "std": std.astype(float).tolist(),
         },
