@@ -32,8 +32,9 @@ class Prepared:
     # trial), and the share of random trials before TPE models (None: the searchers' default).
     stop: Any = None
     startup_fraction: Optional[float] = None
-    # The task's baselines on validation and test (`trainables.baselines`), computed once here: the yardstick the
-    # summary, `best` and the report show the result beside (the run's baselines.json).
+    # The task's baselines on validation and test (`trainables.baselines`), computed once when a new run starts
+    # (not for validate, resume or export): the yardstick the summary, `best` and the report show the result beside
+    # (the run's baselines.json).
     baselines: dict = field(default_factory=dict)
     # What validation found and lets through, for the header and `validate` to say (a family that cannot run some
     # of its combinations).
@@ -74,9 +75,7 @@ def prepare(exp: Experiment) -> Prepared:
         raise UserError(
             f"{exp.where}: key 'metric': value '{metric}': task {data.kind} reports {', '.join(sorted(allowed))}"
         )
-    from trainables.baselines import compute_baselines
-
-    return Prepared(exp, data, metric, mode, baselines=compute_baselines(data), warnings=tuple(warnings))
+    return Prepared(exp, data, metric, mode, warnings=tuple(warnings))
 
 
 PROBE_SAMPLES = 32  # sampled combinations per family, besides one per choice option, to tell "never" from "sometimes"

@@ -55,8 +55,10 @@ def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = Fa
     out = out or sys.stdout  # looked up per call: a default bound at import would outlive a replaced stdout
     started = time.monotonic() if started is None else started
     from orchestrator.running import cluster, tuning
+    from trainables.baselines import compute_baselines
 
-    p = replace(prepare(exp), stop=stop, startup_fraction=startup_fraction)
+    p = prepare(exp)
+    p = replace(p, stop=stop, startup_fraction=startup_fraction, baselines=compute_baselines(p.data))
     store = Storage.of(p.exp.config.storage)
     run_dir = store.new_run(p.exp.config.name, explicit_name)
     p = replace(p, exp=replace(p.exp, config=p.exp.config.model_copy(update={"name": run_dir.name})))
