@@ -19,14 +19,7 @@ from typing import Any, Union
 
 from orchestrator.errors import UserError
 from orchestrator.reading import results as R
-from trainables import constants as C
-from trainables.rows import epoch_began
-from trainables.trial import FAMILY, MODEL_PREFIX
-
-# Result keys Tune adds for its own bookkeeping: not a measurement of the epoch, so not a DataFrame column.
-# Result keys the DataFrame leaves out: bookkeeping, and the epoch (its own column) under Tune's name and ours.
-NOT_COLUMNS = C.BOOKKEEPING | {"training_iteration", C.EPOCH}
-LOSSES = {C.TRAIN_LOSS: "min", C.VAL_LOSS: "min"}  # reported every epoch besides the task's metrics
+from orchestrator.reading.frames import table
 
 
 class RunFailed(RuntimeError):
@@ -99,26 +92,44 @@ class Run:
     def dataframe(self, per_epoch: bool = False):
         """A pandas DataFrame of the run: one row per trial (trial_id, family, every hyperparameter by its flat
         name, status, epochs, `<metric>_last` and `<metric>_best` of every metric, time_total_s, started,
-        ended, error), or with `per_epoch=True` one row per epoch (trial_id, family, epoch and every value
+        ended, error, num_params, latency_ms, latency_ms_256, checkpoint), or with `per_epoch=True` one row per epoch (trial_id, family, epoch and every value
         the epoch reported); join the two on trial_id."""
         import pandas as pd
 
-        if per_epoch:
-            rows = [row for t in self.trials for row in _epoch_rows(t)]
-            times = ("timestamp",)
-        else:
-            metrics = _metric_modes(self.metric, self.mode, self.trials)
-            rows = [_trial_row(t, metrics, self._run.max_epochs) for t in self.trials]
-            times = ("started", "ended")
-        # Every family's hyperparameters together after the family (model/... first), then the rest as met.
-        hparams = sorted(dict.fromkeys(k for t in self.trials for k in t.hparams() if k != FAMILY), key=lambda k: not k.startswith(MODEL_PREFIX))
-        leading = [] if per_epoch else ["trial_id", FAMILY, *hparams]
-        columns = list(dict.fromkeys([*leading, *(key for row in rows for key in row)]))
+        rows, columns, times = table(self.trials, self.metric, self.mode, self._run.max_epochs, per_epoch)
         frame = pd.DataFrame(rows, columns=columns)
         for column in times:
             if column in frame:
                 frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
         return frame
+
+    @property
+    def ensemble(self) -> dict[str, Any] | None:
+        """The latest ensemble built for this run (`ensemble:` or `export --ensemble`): members with weights, its
+        validation and test metrics beside the best single model's; None when none was built."""
+        return self._run.ensemble()
+
+    def trial(self, trial_id: str) -> "Trial":
+        """One trial by its id (as `orchestrator best` lists them), with its figures and `model()`."""
+        from orchestrator.reading.selection import chosen_trials
+
+        chosen_trials(self.trials, self.metric, self.mode, self._run.max_epochs, trial_id=trial_id)  # the CLI's errors
+        return Trial(self, next(t for t in self.trials if t.trial_id == trial_id))
+
+    def pareto(self) -> list[R.TrialRecord]:
+        """The trials no other beats in the metric, the parameter count and the latency at once (`best --pareto`)."""
+        from orchestrator.reading.selection import pareto_front
+
+        return pareto_front(self.trials, self.metric, self.mode)
+
+    def export(self, out: Union[str, Path], *, trial: str | None = None, family: str | None = None, pick: str | None = None,
+               ensemble: int | None = None) -> Path:
+        """Writes a model of this run to `out`, as `orchestrator export` does: the best (default), a trial's, a
+        family's best, the one a rule picks ("smallest within 1%", "fastest within 2%") or an ensemble of the top K."""
+        from orchestrator.running.best_model import export_chosen
+
+        export_chosen(self.path, Path(out), trial_id=trial, family=family, rule=pick, ensemble=ensemble)
+        return Path(out)
 
     def best_model(self):
         """The exported best model (best/model.pt) loaded with `trainables.load_model`: an nn.Module with `predict`."""
@@ -134,34 +145,49 @@ class Run:
         return f"Run({self.location!r}: {len(self.trials)} trial(s), {self.metric} ({self.mode}))"
 
 
-def _metric_modes(metric: str, mode: str, trials: list[R.TrialRecord]) -> dict[str, str]:
-    """Every metric the trials reported, with the direction that makes it better: the run's own first."""
-    known = {**C.MODES, **LOSSES, metric: mode}
-    seen = {key for t in trials for row in t.rows for key in row}
-    return {m: known[m] for m in [metric, *known] if m in seen}
+@dataclass(frozen=True)
+class Trial:
+    """One trial of a run read back: its record (`record.rows`, `record.hparams()`), its figures, and its model."""
 
+    run: Run
+    record: R.TrialRecord
 
-def _trial_row(t: R.TrialRecord, metrics: dict[str, str], max_epochs: int) -> dict[str, Any]:
-    hparams = {k: v for k, v in t.hparams().items() if k != FAMILY}
-    row: dict[str, Any] = {"trial_id": t.trial_id, FAMILY: t.family, **hparams, "status": t.status(max_epochs), "epochs": t.epochs}
-    for metric, mode in metrics.items():
-        values = t.values(metric)
-        row[f"{metric}_last"] = values[-1] if values else None
-        row[f"{metric}_best"] = t.best(metric, mode)
-    first, last = (t.rows[0], t.rows[-1]) if t.rows else ({}, {})
-    row["time_total_s"] = last.get("time_total_s")
-    row["started"] = epoch_began(first)
-    row["ended"] = last.get("timestamp")
-    row["error"] = t.error
-    return row
+    @property
+    def trial_id(self) -> str:
+        return self.record.trial_id
 
+    @property
+    def family(self) -> str:
+        return self.record.family
 
-def _epoch_rows(t: R.TrialRecord) -> list[dict[str, Any]]:
-    out = []
-    for r in t.rows:
-        values = {k: v for k, v in r.items() if k not in NOT_COLUMNS and not isinstance(v, (dict, list))}
-        out.append({"trial_id": t.trial_id, FAMILY: t.family, "epoch": r.get("training_iteration"), **values})
-    return out
+    @property
+    def num_params(self) -> int | None:
+        return self.record.num_params
+
+    @property
+    def latency_ms(self) -> float | None:
+        return self.record.latency_ms
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The trial's kept checkpoint with the best metric value (what `model()` loads); None when it keeps none."""
+        found = self.record.best_checkpoint(self.run.metric, self.run.mode)
+        return found[1] if found else None
+
+    def model(self):
+        """This trial's best checkpoint as an exported model (`load_model`'s `ExportedModel`: `predict`, `module`),
+        evaluated on validation and test (its `metrics`), as `orchestrator export --trial ID` writes it."""
+        import tempfile
+
+        from trainables import load_model
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.run.export(Path(tmp) / "model.pt", trial=self.trial_id)
+            # A family of the run's own space is the user's own class, which this user chose to train: trusted.
+            return load_model(path, trust_code=self.family in self.run._run.space().models)
+
+    def __repr__(self) -> str:
+        return f"Trial({self.trial_id}: {self.family}, {self.record.epochs} epoch(s))"
 
 
 def load_run(location: Union[str, Path]) -> Run:

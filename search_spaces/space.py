@@ -22,11 +22,18 @@ from search_spaces.domains import (
     SpaceError,
     combination_count,
     combinations,
-    parse_value,
     sample_values,
 )
+from search_spaces.sections import parse_family, parse_task, parse_train
 from trainables.refs import absolute_ref, describe_ref, is_file_ref
-from trainables.trial import FAMILY, MODEL_PREFIX, TRAIN_KEYS, TrainConfig, TrialConfig
+from trainables.trial import (
+    FAMILY,
+    MODEL_PREFIX,
+    TASK_KEYS,
+    TRAIN_KEYS,
+    TrainConfig,
+    TrialConfig,
+)
 
 SPACES_DIR = Path(__file__).resolve().parent
 BUNDLED = {p.stem: p for p in sorted(SPACES_DIR.glob("*.yaml"))}
@@ -51,7 +58,8 @@ class SearchSpace:
     """A parsed space: per-family sub-spaces (the conditional choice) and shared training values.
 
     `families` maps a family name to {hyperparameter: Domain or constant}; `train` maps training keys the
-    same way; `source` (a file name) prefixes errors; `raw` is the mapping it was parsed from (a user's file
+    same way, and the searched task options of the space's `task:` section (`TASK_KEYS`: forecast's `window`),
+    which every translation samples as it samples a shared training value; `source` (a file name) prefixes errors; `raw` is the mapping it was parsed from (a user's file
     made absolute), which a run directory stores so that `from_run` can parse it again; `models` maps each
     user's family to its `model:` reference (`/abs/my_models.py:Conv`, `package.module:Class`, or a class).
     """
@@ -123,7 +131,11 @@ class SearchSpace:
     def hparam_names(self) -> list[str]:
         """Every flat hyperparameter name a trial of this space can have (union over families)."""
         names = {FAMILY} | {f"{MODEL_PREFIX}{k}" for sub in self.families.values() for k in sub} | set(TRAIN_KEYS)
-        return sorted(names)
+        return sorted(names | set(self.task_options()))
+
+    def task_options(self) -> dict[str, list[Any]]:
+        """{task option: every value the space can draw for it} of its `task:` section (each a choice or a constant)."""
+        return {k: list(getattr(d, "options", [d])) for k, d in self.train.items() if k in TASK_KEYS}
 
     def model_files(self) -> list[str]:
         """The user's model files (absolute paths), what a cluster's workers need shipped to them."""
@@ -160,10 +172,11 @@ def parse_space(mapping: Any, source: str, *, families: Mapping[str, Any] | None
     if registry is not None and models:
         written = {f: mapping["families"][f]["model"] for f in models}  # errors quote what the user wrote
         registry = _with_user_families(registry, models, written, source)
-    parsed = {family: _parse_family(family, sub, source, registry) for family, sub in families_section.items()}
+    parsed = {family: parse_family(family, sub, source, registry) for family, sub in families_section.items()}
     raw = {**mapping, "families": {f: ({**sub, "model": describe_ref(models[f])} if f in models else sub)
                                    for f, sub in mapping["families"].items()}} if models else mapping
-    space = SearchSpace(parsed, _parse_train(mapping.get("train"), source, check), source, raw, models)
+    shared = {**parse_train(mapping.get("train"), source, check), **parse_task(mapping.get("task"), source)}
+    space = SearchSpace(parsed, shared, source, raw, models)
     if registry is not None:
         _check_values(space, registry)
     return space
@@ -173,9 +186,9 @@ def _families_section(mapping: Any, source: str, registry: Mapping[str, Any] | N
     """The `families` section of a space mapping, with the mapping's shape checked."""
     if not isinstance(mapping, dict):
         raise SpaceError(f"{source}: a search space must be a mapping with 'families' and 'train', but got {type(mapping).__name__}")
-    unknown = sorted(set(mapping) - {"families", "train"})
+    unknown = sorted(set(mapping) - {"families", "train", "task"})
     if unknown:
-        raise SpaceError(f"{source}: unknown key '{unknown[0]}'; a search space has 'families' and 'train'")
+        raise SpaceError(f"{source}: unknown key '{unknown[0]}'; a search space has 'families', 'train' and 'task'")
     families = mapping.get("families")
     if not isinstance(families, dict) or not families:
         known = f"; known families: {', '.join(sorted(registry))}" if registry is not None else ""
@@ -215,33 +228,6 @@ def _with_user_families(registry: Mapping[str, Any], models: dict[str, Any], wri
     return out
 
 
-def _parse_family(family: str, sub: Any, source: str, registry: Mapping[str, Any] | None) -> dict[str, Any]:
-    """One family's sub-space; with a registry, the family and its hyperparameter names are checked."""
-    if registry is not None and family not in registry:
-        raise SpaceError(f"{source}: families.{family}: unknown model family '{family}'; known: {', '.join(sorted(registry))}")
-    sub = sub or {}
-    if not isinstance(sub, dict):
-        raise SpaceError(f"{source}: families.{family}: must be a mapping of hyperparameters, but got {sub!r}")
-    if registry is not None:
-        known = registry[family].hyperparameters()
-        for key in sub:
-            if key not in known:
-                raise SpaceError(f"{source}: families.{family}.{key}: unknown hyperparameter for {family}; known: {', '.join(known) or 'none'}")
-    return {k: parse_value(v, f"{source}: families.{family}.{k}") for k, v in sub.items()}
-
-
-def _parse_train(train: Any, source: str, check: bool) -> dict[str, Any]:
-    """The shared training sub-space; with `check`, every key must be a TrainConfig field."""
-    train = train or {}
-    if not isinstance(train, dict):
-        raise SpaceError(f"{source}: train: must be a mapping of hyperparameters, but got {train!r}")
-    unknown = [key for key in train if key not in TRAIN_KEYS] if check else []
-    if unknown:
-        key = unknown[0]
-        raise SpaceError(f"{source}: train.{key}: unknown training hyperparameter; known: {', '.join(TRAIN_KEYS)}")
-    return {k: parse_value(v, f"{source}: train.{k}") for k, v in train.items()}
-
-
 def _check_values(space: SearchSpace, registry: Mapping[str, Any]) -> None:
     """Builds the configs that a few samples give, so that a bad option (an unknown optimizer) fails now."""
     rng = np.random.default_rng(0)
@@ -253,7 +239,7 @@ def _check_values(space: SearchSpace, registry: Mapping[str, Any]) -> None:
                 raise SpaceError(f"{space.source}: families.{family}: {exc}") from None
     for _ in range(8):
         try:
-            TrainConfig(**sample_values(space.train, rng))
+            TrainConfig(**{k: v for k, v in sample_values(space.train, rng).items() if k in TRAIN_KEYS})
         except (TypeError, ValueError) as exc:
             raise SpaceError(f"{space.source}: train: {exc}") from None
 

@@ -54,7 +54,7 @@ def test_horizon_on_the_command_line_goes_with_forecast(capsys):
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_an_exported_horizon_model_predicts_h_steps_in_units(tmp_path, ray_session):
+def test_an_exported_horizon_model_predicts_h_steps_in_units(tmp_path, ray_session, capsys):
     from trainables import load_model
 
     config = {"name": "h3", "task": {"kind": "forecast", "window": WINDOW, "horizon": H},
@@ -74,6 +74,12 @@ def test_an_exported_horizon_model_predicts_h_steps_in_units(tmp_path, ray_sessi
     test_rmse = math.sqrt(np.mean((predicted[..., 0] - truth) ** 2))
     metrics = json.loads((run_dir / "best" / "metrics.json").read_text())["metrics"]
     assert metrics["test_rmse"] == pytest.approx(test_rmse, rel=1e-4)
+    # The error at each step of the horizon, as `best`, the summary and the report show it.
+    per_step = json.loads((run_dir / "best" / "metrics.json").read_text())["per_step"]
+    direct = np.sqrt(np.mean((predicted[..., 0] - truth) ** 2, axis=0))
+    assert per_step["test_rmse"] == pytest.approx(direct.tolist(), rel=1e-4) and len(per_step["val_mae"]) == H
+    assert main(["best", str(run_dir)]) == 0
+    assert "rmse at each step of the horizon (validation / test)" in capsys.readouterr().out
     baselines = json.loads((run_dir / "baselines.json").read_text())["baselines"]
     assert "persistence" in baselines and baselines["persistence"]["test_rmse"] > 0
 

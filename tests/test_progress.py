@@ -9,7 +9,8 @@ import io
 import pytest
 
 from orchestrator.search.schedulers import SCHEDULERS
-from orchestrator.watch.progress import Progress
+from orchestrator.search.schedulers.base import rung_epochs_left
+from orchestrator.watch.progress import END_S, Progress
 from trainables import constants as C
 from trainables.trial import TrialConfig
 
@@ -43,16 +44,30 @@ def test_asha_expects_each_trial_to_pass_a_rung_with_one_chance_in_its_factor():
 
 
 def test_time_left_is_the_epochs_left_at_the_recent_pace():
-    """16 trials: 10 have run their first epoch (one a second, one slot), 5 of them promoted and running on, 5 paused
-    at the rung; 6 have not started. Left: 6 x 2.5 for the new ones, 5 x (1 + 2) for the running ones (the epoch to
-    rung 2, then its chance), 5 x 1.5 / 2 for the paused ones (not the best at their rung: once more discounted)."""
+    """16 trials, rungs 1, 2, 4 of 8 at x2: every trial reaches rung 1, 8 rung 2, 4 rung 4 and 2 the end, 40 epochs in
+    all; 10 have run their first epoch (one a second, one slot), so 30 are left, whichever of them are paused. Then
+    the export and the summary (`END_S`)."""
     view = progress(16)
     assert view.time_left(now=0.0) is None, "nothing to go on before the first epoch"
     for i in range(10):
         feed(view, f"t{i}", 1, end=1.0 + i)
     view.paused = {f"t{i}" for i in range(5, 10)}
-    assert view.epochs_left() == pytest.approx(15 + 15 + 3.75)
-    assert view.time_left(now=10.0) == pytest.approx((33.75, 33.75))
+    assert view.epochs_left() == pytest.approx(40 - 10)
+    assert view.time_left(now=10.0) == pytest.approx((30 + END_S, 30 + END_S))
+
+
+def test_the_end_of_a_search_is_counted_by_rung():
+    """Every trial has arrived: 2 at the end, 2 more at rung 4, 4 more at rung 2, 8 paused at rung 1. The rungs keep
+    just as many as have gone on, so nothing is left, where a per-trial chance would still count the paused ones."""
+    view = progress(16)
+    epochs = [8, 8, 4, 4, 2, 2, 2, 2] + [1] * 8
+    for i, e in enumerate(epochs):
+        feed(view, f"t{i}", e, end=1.0 + i)
+    view.paused = {f"t{i}" for i, e in enumerate(epochs) if e < 8}
+    assert view.epochs_left() == 0.0
+    # A rung that holds more than its share (an asynchronous promotion ahead of the rest) keeps its count: 5 trials
+    # at rung 4 send 2.5 on to the end, where 2 are: half a trial of 4 epochs is left.
+    assert rung_epochs_left([1, 2, 4, 8], 2, [8, 8, 4, 4, 4, 2, 2, 2] + [1] * 8, 0) == pytest.approx(2.0)
 
 
 def test_the_pace_is_the_recent_one():
@@ -63,7 +78,8 @@ def test_the_pace_is_the_recent_one():
     for i, end in enumerate(ends):
         feed(view, f"t{i % 4}", 1 + i // 4, end=end)
     assert view.epochs_left() == pytest.approx(4 * 8 - 16)
-    assert view.time_left(now=34.0) == pytest.approx((16 / (5 / 17), 16 / (5 / 17)))
+    expected = 16 / (5 / 17) + END_S
+    assert view.time_left(now=34.0) == pytest.approx((expected, expected))
 
 
 def test_an_early_estimate_is_a_range_and_ended_trials_count_nothing():
@@ -71,11 +87,10 @@ def test_an_early_estimate_is_a_range_and_ended_trials_count_nothing():
     for i in range(4):
         feed(view, f"t{i}", 1, end=1.0 + i)
     view.paused = {"t0", "t1", "t2", "t3"}
-    assert view.time_left(now=4.0) == pytest.approx((0.75 * 33, 1.5 * 33))  # 12 x 2.5 + 4 x 0.75 epochs, one a second
-    # An infeasible trial ran nothing and will run nothing; an ended trial has nothing left.
+    assert view.time_left(now=4.0) == pytest.approx((0.75 * 39, 1.5 * 39))  # 40 - 4 epochs, one a second, and END_S
+    # An infeasible trial ran nothing and will run nothing: 15 trials reach rung 1, 7.5 rung 2, 3.75 rung 4, 1.875 the end.
     view.last["bad"] = {C.INFEASIBLE: "refused", "training_iteration": 1}
     view.on_trial_complete(0, [], Trial("bad"))
     view.last["t0"] = {"training_iteration": 1}
     view.on_trial_complete(0, [], Trial("t0"))
-    assert view.epochs_left() == pytest.approx(11 * 2.5 + 3 * 0.75)  # 16 less 2 ended less 3 paused
-
+    assert view.epochs_left() == pytest.approx(15 + 7.5 + 3.75 * 2 + 1.875 * 4 - 4)

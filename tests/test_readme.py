@@ -123,6 +123,7 @@ def test_python_api_runs(tmp_path, ray_session, monkeypatch):
     assert namespace["best"].trial_id == json.loads((run.path / "best" / "metrics.json").read_text())["trial_id"]
     assert list(curves.index) == [1, 2] and set(curves.columns) == {t.trial_id for t in run.trials}
     assert namespace["model"].task == "forecast"
+    assert namespace["other"].num_params > 0 and namespace["front"] and (tmp_path / "small.pt").is_file()
 
 
 @pytest.mark.timeout(240)

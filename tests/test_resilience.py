@@ -269,7 +269,7 @@ def finish_with_ctrl_c(presses: int, interrupted: bool, tmp_path, monkeypatch) -
     monkeypatch.setattr(best_model, "export_best", export)
     monkeypatch.setattr(runner.console, "summarize", lambda *args, **kw: print("Best trial t1", file=args[7]))
     p = SimpleNamespace(metric="val_bpc", mode="min", plan=None, data=SimpleNamespace(kind="charlm", metric="val_bpc"),
-                        exp=SimpleNamespace(config=SimpleNamespace(scheduler=SimpleNamespace(max_epochs=1)), space=SimpleNamespace(models={})))
+                        exp=SimpleNamespace(config=SimpleNamespace(scheduler=SimpleNamespace(max_epochs=1), ensemble=None), space=SimpleNamespace(models={})))
     out = io.StringIO()
     pytests = signal.signal(signal.SIGINT, reached_the_caller)
     try:

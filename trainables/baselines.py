@@ -14,10 +14,11 @@ from typing import Callable
 
 import numpy as np
 
-from trainables.tasks.base import TaskData
+from trainables.tasks.base import TaskData, Windows
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # a split's inputs (N, ...) -> outputs (N, O) or (N, T, O)
 BATCH = 1024  # samples scored at once: a bigram's (B, T, V) logits stay small on a large corpus
+COUNT_ROWS = 1 << 16  # training rows counted at once by the frequency baselines
 
 
 def _classes(data: TaskData) -> int:
@@ -27,7 +28,10 @@ def _classes(data: TaskData) -> int:
 def _prior_logits(data: TaskData) -> np.ndarray:
     """Log class frequencies of the training targets, add-one smoothed (a class unseen in training keeps a
     finite log loss)."""
-    counts = np.bincount(data.splits["train"].y.reshape(-1).astype(np.int64), minlength=_classes(data)).astype(np.float64)
+    y = data.splits["train"].y
+    counts = np.zeros(_classes(data), dtype=np.float64)
+    for start in range(0, len(y), COUNT_ROWS):  # in chunks: a large corpus's targets widened whole would be 8 bytes each
+        counts += np.bincount(y[start : start + COUNT_ROWS].reshape(-1).astype(np.int64), minlength=len(counts))
     return np.log((counts + 1.0) / (counts.sum() + len(counts)))
 
 
@@ -45,8 +49,7 @@ def bigram(data: TaskData) -> Predictor:
     in the training split."""
     classes = _classes(data)
     train = data.splits["train"]
-    counts = np.ones((classes, classes), dtype=np.float64)  # (current, next), add-one
-    np.add.at(counts, (train.x.reshape(-1).astype(np.int64), train.y.reshape(-1).astype(np.int64)), 1.0)
+    counts = pair_counts(train, classes) + 1.0  # (current, next), add-one
     table = np.log(counts / counts.sum(axis=1, keepdims=True)).astype(np.float32)
     return lambda x: table[x.astype(np.int64)]  # (N, T, V)
 
@@ -112,6 +115,9 @@ class Baseline:
     applies: Callable[[TaskData], bool]
     fit: Callable[[TaskData], Predictor]
     help: str
+    # Its prediction for a step depends on the current token alone (or on nothing): on token windows it is scored
+    # from the counts of (token, next token) pairs, a V x V table, instead of a V-wide row per character.
+    per_token: bool = False
 
 
 def _objective(name: str) -> Callable[[TaskData], bool]:
@@ -127,15 +133,37 @@ BASELINES: dict[str, Baseline] = {b.name: b for b in (
     Baseline("majority", _objective("accuracy"), majority, "the training class frequencies (accuracy: the majority class's)"),
     Baseline("linear", lambda d: d.spec.input_kind == "vector" and d.objective["name"] in ("rmse", "accuracy"), linear,
              "ridge regression, or multinomial logistic regression, on the features"),
-    Baseline("unigram", _objective("bpc"), majority, "each character's training frequency"),
+    Baseline("unigram", _objective("bpc"), majority, "each character's training frequency", per_token=True),
     Baseline("bigram", lambda d: d.objective["name"] == "bpc" and d.spec.input_kind == "tokens", bigram,
-             "the next character's training frequency after the current one"),
+             "the next character's training frequency after the current one", per_token=True),
 )}
 
 
-def score(data: TaskData, predictor: Predictor) -> dict[str, float]:
+def pair_counts(part: Windows, classes: int) -> np.ndarray:
+    """(classes, classes) float64 counts of (token, next token) over a split's windows, counted in chunks."""
+    counts = np.zeros(classes * classes, dtype=np.float64)
+    for start in range(0, len(part), COUNT_ROWS):
+        pair = part.x[start : start + COUNT_ROWS].reshape(-1).astype(np.int64) * classes
+        pair += part.y[start : start + COUNT_ROWS].reshape(-1)
+        counts += np.bincount(pair, minlength=len(counts))
+    return counts.reshape(classes, classes)
+
+
+def _per_token_sums(part: Windows, predictor: Predictor, classes: int):
+    """A per-token predictor's cross-entropy sums (loss sum, count) on token windows, from the split's pair counts:
+    the predictor's row for each current token, weighted by how often each next token follows it."""
+    import torch
+
+    rows = torch.as_tensor(np.ascontiguousarray(predictor(np.arange(classes)[None, :])[0]), dtype=torch.float64)
+    counts = torch.as_tensor(pair_counts(part, classes))
+    loss_sum = -(counts * torch.log_softmax(rows, dim=-1)).sum()
+    return torch.stack([loss_sum, counts.sum()])
+
+
+def score(data: TaskData, predictor: Predictor, per_token: bool = False) -> dict[str, float]:
     """The predictor's loss and metrics on validation and test (`val_loss`, `val_rmse`, `test_rmse`, ...), computed by
-    the task's objective exactly as a model's are."""
+    the task's objective exactly as a model's are (for a `per_token` predictor on token windows, the same cross
+    entropy from pair counts)."""
     import torch
 
     from trainables.objectives import Objective
@@ -144,10 +172,16 @@ def score(data: TaskData, predictor: Predictor) -> dict[str, float]:
     found: dict[str, float] = {}
     for split in ("val", "test"):
         part = data.splits[split]
+        if per_token and isinstance(part, Windows) and data.objective["name"] == "bpc":
+            for name, value in objective.results(_per_token_sums(part, predictor, _classes(data))).items():
+                found[f"{split}_{name}"] = float(value)
+            continue
         sums = None
         for start in range(0, len(part.x), BATCH):
             out = torch.as_tensor(np.ascontiguousarray(predictor(part.x[start:start + BATCH])), dtype=torch.float32)
-            batch = objective.sums(out, torch.as_tensor(part.y[start:start + BATCH]))
+            y = part.y[start:start + BATCH]
+            # Token ids come in their compact dtype (`Windows`); the loss takes int64 classes.
+            batch = objective.sums(out, torch.as_tensor(y.astype(np.int64) if y.dtype.kind == "u" else y))
             sums = batch if sums is None else sums + batch
         for name, value in objective.results(sums).items():
             found[f"{split}_{name}"] = float(value)
@@ -159,6 +193,6 @@ def compute_baselines(data: TaskData) -> dict[str, dict[str, float]]:
     found = {}
     for record in BASELINES.values():
         if record.applies(data):
-            metrics = score(data, record.fit(data))
+            metrics = score(data, record.fit(data), record.per_token)
             found[record.name] = {k: v for k, v in metrics.items() if math.isfinite(v)}
     return found

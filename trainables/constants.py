@@ -14,6 +14,14 @@ DIVERGED = "diverged"
 # Set (to the reason: the exception and the user's file and line) in the one result of a trial whose model could
 # not be built, moved to its device or run on its first batch: the trial ends `infeasible`, no epoch trained.
 INFEASIBLE = "infeasible"
+# A trial's deployment figures (`trainables.footprint`), in every result from the first epoch on: its parameter
+# count, and the milliseconds of a forward pass of 1 and of 256 inputs on the device it trained on.
+NUM_PARAMS = "num_params"
+LATENCY_MS = "latency_ms"
+LATENCY_MS_256 = "latency_ms_256"
+# How the latencies are measured (`trainables.footprint`), stated wherever they are shown.
+LATENCY_METHOD = ("median of 3-9 timed forward passes after 2 warm-up ones, eval mode, no gradients, on the device the "
+                  "trial trained on, once after its first epoch")
 NODE = "node"
 NODE_ID = "node_id"  # Ray's node id: tells apart nodes that share an IP (several on one machine)
 DEVICE = "device"

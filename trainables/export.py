@@ -50,6 +50,42 @@ def save_model(path: str | Path, *, family: str, model_config: dict, train_confi
     atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
 
 
+ENSEMBLE = "ensemble"  # the family an exported ensemble is recorded as; its members carry their own
+
+
+def save_ensemble(path: str | Path, *, members: list[dict[str, Any]], weights: list[float], spec: ModelSpec, task: str,
+                  objective: dict, metric: str, preprocessing: dict, metrics: dict,
+                  families: Mapping[str, Family] | None = None) -> None:
+    """Writes an ensemble (`trainables.ensemble`) as one exported model file: each member as a single model's
+    family, config, class reference and weights, plus their weights; `load_model` rebuilds it as one module.
+
+    `members`: dicts with "family", "model_config", "state_dict" and "trial_id"."""
+    registry = families or MODELS
+    payload = {
+        "format": FORMAT,
+        "family": ENSEMBLE,
+        "model_config": {"members": [m["family"] for m in members], "weights": [float(w) for w in weights],
+                         "trial_ids": [m["trial_id"] for m in members]},
+        "model_class": None,
+        "model_file": None,
+        "members": [
+            {"family": m["family"], "model_config": registry[m["family"]].make_config(m["model_config"]),
+             **model_reference(registry[m["family"]]), "trial_id": m["trial_id"],
+             "state_dict": {k: v.detach().cpu() for k, v in m["state_dict"].items()}}
+            for m in members
+        ],
+        "train_config": {},
+        "spec": dataclasses.asdict(spec),
+        "task": task,
+        "objective": objective,
+        "metric": metric,
+        "preprocessing": preprocessing,
+        "metrics": metrics,
+        "state_dict": {},
+    }
+    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
+
+
 def model_reference(record: Family) -> dict[str, str | None]:
     """How an exported model names a user's class: `model_class` as `module:Class` (what `load_model` may import),
     and `model_file`, the file it came from, only to tell the user where to find it (never executed)."""
@@ -111,9 +147,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, model_cl
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an exported model (expected format {FORMAT!r})")
     spec = ModelSpec(**payload["spec"])
-    record = _family_of(payload, path, model_class, trust_code)
-    module = record.build(payload["model_config"], spec)
-    module.load_state_dict(payload["state_dict"])
+    if payload.get("members"):
+        module = _ensemble_of(payload, spec, path, model_class, trust_code)
+    else:
+        record = _family_of(payload, path, model_class, trust_code)
+        module = record.build(payload["model_config"], spec)
+        module.load_state_dict(payload["state_dict"])
     module.to(device).eval()
     return ExportedModel(
         module=module,
@@ -126,6 +165,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, model_cl
         preprocessing=payload["preprocessing"],
         objective=payload["objective"],
     )
+
+
+def _ensemble_of(payload: dict, spec: ModelSpec, path, model_class: type | None, trust_code: bool) -> nn.Module:
+    """An exported ensemble rebuilt: every member by the rules of a single model (each class checked), then combined."""
+    from trainables.ensemble import Ensemble
+    from trainables.objectives import Objective
+
+    modules = []
+    for member in payload["members"]:
+        module = _family_of(member, path, model_class, trust_code).build(member["model_config"], spec)
+        module.load_state_dict(member["state_dict"])
+        modules.append(module)
+    return Ensemble(modules, payload["model_config"]["weights"], Objective(payload["objective"]).classification)
 
 
 def _family_of(payload: dict, path, model_class: type | None, trust_code: bool) -> Family:

@@ -15,6 +15,7 @@ import ray
 import torch
 
 from trainables import constants as C
+from trainables.footprint import count_params, latencies
 from trainables.objectives import Objective
 from trainables.tasks.base import TaskData
 from trainables.training import (
@@ -48,6 +49,8 @@ class TrialSettings:
     # Data-parallel workers per trial (`resources.workers`), each with `cpus` CPUs and `gpus` GPUs.
     workers: int = 1
     gpus: float = 0.0
+    # The experiment's deployment limits (`limits:`): max_params, max_latency_ms; a model over one is infeasible.
+    limits: dict[str, float] = field(default_factory=dict)
 
 
 def assigned_device() -> torch.device:
@@ -95,6 +98,7 @@ class Infeasible:
 
     reason: str
     traceback: str
+    params: int | None = None  # the model's parameter count, when it was built
 
     @classmethod
     def of(cls, exc: BaseException, when: str) -> "Infeasible":
@@ -107,8 +111,9 @@ class Infeasible:
     def result(self) -> dict[str, Any]:
         """The trial's one result: no epoch trained, the losses at the divergence penalty (the trainable sets the
         metric to the worst value, which is how every searcher learns to draw the region less)."""
-        return {C.INFEASIBLE: self.reason, C.EPOCH: 0, C.TRAIN_LOSS: C.DIVERGED_PENALTY, C.VAL_LOSS: C.DIVERGED_PENALTY,
-                C.DIVERGED: False, C.EPOCH_TIME: 0.0, C.SAMPLES_PER_S: 0.0}
+        result = {C.INFEASIBLE: self.reason, C.EPOCH: 0, C.TRAIN_LOSS: C.DIVERGED_PENALTY, C.VAL_LOSS: C.DIVERGED_PENALTY,
+                  C.DIVERGED: False, C.EPOCH_TIME: 0.0, C.SAMPLES_PER_S: 0.0}
+        return result if self.params is None else {**result, C.NUM_PARAMS: self.params}
 
 
 class TrialHost:
@@ -124,17 +129,26 @@ class TrialHost:
         self.gpu_ids = [str(g) for g in ray.get_gpu_ids()] if ray.is_initialized() else []
         check_storage_visible(settings.storage_marker, self.node)
         self.families = user_families(settings, self.node)
-        self.staged = DeviceData.stage(data, self.device)
-        self.objective = Objective(data.objective)
+        self.base = data
+        self._staged: dict[int, tuple[TaskData, DeviceData, Objective]] = {}  # per data variant, staged once per process
+        self._use(data)
         self.trial = None
         self.infeasible: Infeasible | None = None
+        self.footprint: dict[str, Any] = {}
+
+    def _use(self, data: TaskData) -> None:
+        """Trains the next trial on `data` (the task, or its variant for a searched window), staged on first use."""
+        if id(data) not in self._staged:
+            self._staged[id(data)] = (data, DeviceData.stage(data, self.device), Objective(data.objective))
+        self.data, self.staged, self.objective = self._staged[id(data)]
 
     def start(self, config: dict[str, Any]) -> None:
         """Builds the trial of a Tune config, seeded: every worker of a group builds the same weights and order.
         A model that cannot be built (its constructor refuses the combination, or it cannot move to the device)
         makes the trial infeasible: its first epoch reports that instead of training."""
         trial = TrialConfig.from_tune(config)
-        self.infeasible, self.epochs_run = None, 0
+        self.infeasible, self.epochs_run, self.footprint = None, 0, {}
+        self._use(self.base.variant(trial.task))
         try:
             self.trial = build_trial(
                 trial, self.data.spec, self.device, seed=trial.seed(self.settings.seed), max_epochs=self.settings.max_epochs,
@@ -144,6 +158,14 @@ class TrialHost:
             raise  # the device, not the configuration: a failure (retried), not infeasible
         except Exception as exc:  # the user's constructor may raise anything: the trial ends infeasible, with where
             self.trial, self.infeasible = None, Infeasible.of(exc, "building the model")
+            return
+        params = count_params(self.trial.model)
+        self.footprint = {C.NUM_PARAMS: params}
+        limit = self.settings.limits.get("max_params")
+        if limit is not None and params > limit:
+            # Refused before any training: the limit is known from the built model alone.
+            self.trial, self.infeasible = None, Infeasible(
+                f"limits.max_params: the model has {params:,} parameters, more than {int(limit):,}", "", params)
             return
         if self.shard.size > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -180,6 +202,16 @@ class TrialHost:
             ) from exc
         if result is None:
             return None
+        if C.LATENCY_MS not in self.footprint:  # once per trial, on the device it trains on (the weights do not matter)
+            timed = latencies(self.trial.model, self.data.spec)
+            self.footprint.update({C.LATENCY_MS: timed[1], C.LATENCY_MS_256: timed[256]})
+            limit = self.settings.limits.get("max_latency_ms")
+            if limit is not None and timed[1] > limit:
+                # Checked after the first epoch: the infeasible result ends the trial (its epoch is not counted).
+                self.infeasible = Infeasible(f"limits.max_latency_ms: a prediction takes {timed[1]:.3g} ms on {self.device}, "
+                                             f"more than {limit:g}", "", self.footprint[C.NUM_PARAMS])
+                return self.infeasible.result() | {C.LATENCY_MS: timed[1], C.LATENCY_MS_256: timed[256]}
+        result.update(self.footprint)
         result[C.NODE] = self.node
         result[C.NODE_ID] = self.node_id
         result[C.GPU_IDS] = ",".join(self.gpu_ids)

@@ -50,7 +50,7 @@ class TorchTrainable(tune.Trainable):
             result[self.settings.metric] = DIVERGED_PENALTY if self.settings.mode == "min" else -DIVERGED_PENALTY
             result["done"] = True
             found = getattr(self.host, "infeasible", None)  # a data-parallel group's workers keep theirs
-            self._keep(INFEASIBLE_FILE, found.traceback if found else self.infeasible)
+            self._keep(INFEASIBLE_FILE, (found.traceback or found.reason) if found else self.infeasible)
         self.last_metric = result[self.settings.metric]
         if result[C.DIVERGED]:
             worst = DIVERGED_PENALTY if self.settings.mode == "min" else -DIVERGED_PENALTY

@@ -84,6 +84,9 @@ class TrainConfig:
 
 
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+# Task options a search space may search (its `task:` section): forecast's `window`, the first thing a forecaster
+# tunes. Each value's data is prepared once per run and shared by every trial that draws it.
+TASK_KEYS = ("window",)
 
 
 @dataclass(frozen=True)
@@ -93,23 +96,28 @@ class TrialConfig:
     family: str
     model: dict[str, Any]
     train: TrainConfig = field(default_factory=TrainConfig)
+    task: dict[str, Any] = field(default_factory=dict)  # the searched task options (`TASK_KEYS`) this trial drew
 
     @classmethod
     def from_tune(cls, config: dict[str, Any]) -> "TrialConfig":
         arch = config[ARCH]
         train = {k: v for k, v in config.items() if k in TRAIN_KEYS}
-        return cls(arch[FAMILY], dict(arch.get("model") or {}), TrainConfig(**train))
+        task = {k: config[k] for k in TASK_KEYS if k in config}
+        return cls(arch[FAMILY], dict(arch.get("model") or {}), TrainConfig(**train), task)
 
     @staticmethod
     def to_tune(family: str, model: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
-        """A Tune config from its parts (train: only the keys the space sets; the rest keep their defaults)."""
+        """A Tune config from its parts (train: only the keys the space sets, searched task options included; the
+        rest keep their defaults)."""
         return {ARCH: {FAMILY: family, "model": dict(model)}, **train}
 
     def flat(self) -> dict[str, Any]:
-        """Flat, scalar hyperparameters (`family`, `model/hidden_size`, `lr`, ...) for tables and HParams."""
+        """Flat, scalar hyperparameters (`family`, `model/hidden_size`, `lr`, ..., `window` when searched) for tables
+        and HParams."""
         out: dict[str, Any] = {FAMILY: self.family}
         out.update({f"{MODEL_PREFIX}{k}": v for k, v in sorted(self.model.items())})
         out.update(dataclasses.asdict(self.train))
+        out.update(sorted(self.task.items()))
         return out
 
     def seed(self, base: int) -> int:

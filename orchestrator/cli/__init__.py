@@ -129,11 +129,19 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("run_dir", help=RUN_HELP)
     c.add_argument("--top", type=int, default=10)
     c.add_argument("--json", action="store_true")
+    c.add_argument("--pareto", action="store_true", help="only the Pareto front: the trials no other beats in the metric, "
+                   "the parameter count and the latency at once")
     c.set_defaults(func=commands.best)
 
-    c = sub.add_parser("export", help="write the best model of a run to a file")
+    c = sub.add_parser("export", help="write a model of a run to a file: the best, a chosen trial's, or an ensemble")
     c.add_argument("run_dir", help=RUN_HELP)
     c.add_argument("--out", required=True)
+    which = c.add_mutually_exclusive_group()
+    which.add_argument("--trial", metavar="ID", help="this trial's best checkpoint (ids as `orchestrator best` lists them)")
+    which.add_argument("--family", metavar="NAME", help="the best trial of this model family")
+    which.add_argument("--pick", metavar="RULE", help="'smallest within X%%' or 'fastest within X%%' of the best value")
+    which.add_argument("--ensemble", type=int, metavar="K", help="a weighted ensemble of up to K of the top trials "
+                       "(greedy ensemble selection on validation)")
     c.set_defaults(func=commands.export)
 
     c = sub.add_parser("tensorboard", help="serve TensorBoard over a run (127.0.0.1)")

@@ -4,58 +4,75 @@ search: best, export, tensorboard, report, sample, list. `cli` parses their argu
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from orchestrator.errors import UserError
+from trainables.constants import LATENCY_METHOD
 
 
 def best(args) -> int:
     from orchestrator.reading import results as R
+    from orchestrator.reading.selection import pareto_front
     from orchestrator.reading.storage import readable_run
-    from orchestrator.watch.console import baseline_lines, describe
+    from orchestrator.watch.console import (
+        baseline_lines,
+        describe,
+        ensemble_lines,
+        step_lines,
+    )
 
     run = R.read_run(readable_run(args.run_dir))
     trials = {t.trial_id: t for t in run.trials()}
-    rows = R.leaderboard_rows(list(trials.values()), run.metric, run.mode, run.max_epochs)[: args.top]
-    best = run.best_model()
+    rows = R.leaderboard_rows(list(trials.values()), run.metric, run.mode, run.max_epochs)
+    if args.pareto:
+        front = {t.trial_id for t in pareto_front(list(trials.values()), run.metric, run.mode)}
+        rows = [row for row in rows if row["trial_id"] in front]
+    rows = rows[: args.top]
+    best, ensemble = run.best_model(), run.ensemble()
     if args.json:
         shown = [{**{k: v for k, v in row.items() if k not in ("best", "hyperparameters")}, run.metric: row["best"],
                   "hyperparameters": row["hyperparameters"]} for row in rows]
-        print(json.dumps({"run_dir": str(run.run_dir), "metric": run.metric, "mode": run.mode, "trials": shown, "best": best,
-                          "baselines": run.baselines()}, indent=2))
+        print(json.dumps({"run_dir": str(run.run_dir), "metric": run.metric, "mode": run.mode, "pareto": args.pareto,
+                          "trials": shown, "best": best, "ensemble": ensemble, "baselines": run.baselines(),
+                          "latency_method": LATENCY_METHOD}, indent=2))
         return 0
-    print(f"{run.run_dir.name}: {len(rows)} trial(s), ranked by {run.metric} ({run.mode})")
-    print(f"{'#':>3}  {'trial':<10} {'status':<14} {'epochs':>6}  {run.metric:>12}  hyperparameters")
+    what = "on the Pareto front of the metric, size and latency" if args.pareto else f"ranked by {run.metric} ({run.mode})"
+    print(f"{run.run_dir.name}: {len(rows)} trial(s), {what}")
+    print(f"{'#':>3}  {'trial':<10} {'status':<14} {'epochs':>6}  {run.metric:>12} {'params':>9} {'ms':>7}  hyperparameters")
     for row in rows:
         value = f"{row['best']:.4g}" if row["best"] is not None else "-"
-        print(f"{row['rank']:>3}  {row['trial_id']:<10} {row['status']:<14} {row['epochs']:>6}  {value:>12}  "
+        params = f"{row['params']:,}" if row["params"] is not None else "-"
+        latency = f"{row['latency_ms']:.3g}" if row["latency_ms"] is not None else "-"
+        print(f"{row['rank']:>3}  {row['trial_id']:<10} {row['status']:<14} {row['epochs']:>6}  {value:>12} {params:>9} {latency:>7}  "
               f"{describe(trials[row['trial_id']].config)}")
     if best:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in best["metrics"].items())
         print(f"best model ({best['trial_id']}, epoch {best['epoch']}): {shown}")
+        for line in step_lines(best.get("per_step") or {}):
+            print(line)
+    for line in ensemble_lines(ensemble, run.metric):
+        print(line)
     for line in baseline_lines(run.baselines(), run.metric, run.mode, rows[0]["best"] if rows else None):
         print(line)
+    print(f"ms: a prediction of one input ({LATENCY_METHOD})")
     return 0
 
 
 def export(args) -> int:
-    from orchestrator.reading import results as R
     from orchestrator.reading.storage import readable_run
-    from trainables.files import atomic_write
+    from orchestrator.running.best_model import EnsembleModel, export_chosen
+    from orchestrator.watch.console import ensemble_lines
 
-    run = R.read_run(readable_run(args.run_dir))
     out = Path(args.out)
-    existing = run.run_dir / R.BEST_DIR / R.MODEL_FILE
-    if existing.is_file():
-        atomic_write(out, lambda tmp: shutil.copyfile(existing, tmp))
-    else:  # an interrupted run: export from its best checkpoint so far
-        from orchestrator.running.best_model import export_best
-        from orchestrator.running.prepare import experiment_from_run, prepare
-
-        p = prepare(experiment_from_run(run.run_dir, trackers=False))  # an export logs to no tracker
-        export_best(run.run_dir, p.data, p.metric, p.mode, out_path=out)
-    print(f"wrote {out}; load it with: from trainables import load_model; load_model('{out}')")
+    made, why = export_chosen(readable_run(args.run_dir), out, trial_id=args.trial, family=args.family, rule=args.pick,
+                              ensemble=args.ensemble)
+    if isinstance(made, EnsembleModel):
+        for line in ensemble_lines(made.record, made.record["metric"]):
+            print(line)
+    elif made is not None:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in made.metrics.items())
+        print(f"{why}: trial {made.trial.trial_id} ({made.trial.family}), epoch {made.epoch}: {shown}")
+    print(f"wrote {out}: {why}; load it with: from trainables import load_model; load_model('{out}')")
     return 0
 
 

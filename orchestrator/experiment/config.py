@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from orchestrator.errors import UserError
-from orchestrator.experiment.schema import CheckpointPolicy, Resources, Strict
+from orchestrator.experiment.schema import CheckpointPolicy, Limits, Resources, Strict
 from orchestrator.search.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
 from orchestrator.search.searchers import DEFAULT_SEARCHER, SEARCHERS
 from trainables.refs import plain_refs
@@ -61,6 +61,9 @@ class ExperimentConfig(Strict):
     points_to_evaluate: list[dict[str, Any]] = Field(
         default_factory=list, description="flat configurations (family, hyperparameters) run first; the searcher learns from them")
     loggers: list[str] = Field(default_factory=list, description="experiment trackers, one run per trial: mlflow, wandb")
+    limits: Limits = Limits()
+    ensemble: Optional[int] = Field(None, ge=1, le=50, description="build a weighted ensemble of up to this many top trials "
+                                    "at the end of the run (greedy ensemble selection on validation)")
     warm_start: Literal["portfolio", "none"] = Field(  # search_spaces.portfolio.choices() describes each
         "portfolio", description="portfolio: configurations that did well on the bundled tasks run first (after "
                                  "points_to_evaluate), at most 4 and a quarter of the trials; none: the searcher's own from the start")

@@ -93,6 +93,9 @@ def check_space(config: ExperimentConfig, file: Path, label: Optional[str] = Non
                 f"{space.source}: families.{family}: model family '{family}' cannot run task '{config.task.kind}' "
                 f"(its input is {input_kind}); families for this task: {', '.join(usable)}"
             )
+    for key in space.task_options():
+        if key not in type(config.task).model_fields:
+            raise UserError(f"{space.source}: task.{key}: task '{config.task.kind}' has no option '{key}' to search")
     problem = SEARCHERS[config.searcher].problem(space)
     if problem:
         raise UserError(f"{label or file}: key 'searcher': value '{config.searcher}': {problem}")

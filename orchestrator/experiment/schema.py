@@ -1,5 +1,5 @@
 """The base of every config model (unknown keys are errors, a validated config never changes), and the small
-option models an experiment shares with every task and scheduler: resources and checkpoints."""
+option models an experiment shares with every task and scheduler: resources, checkpoints and deployment limits."""
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -38,3 +38,17 @@ class Resources(Strict):
 
 class CheckpointPolicy(Strict):
     keep: int = Field(2, ge=1, description="best checkpoints kept per trial, ranked by the metric")
+
+
+class Limits(Strict):
+    """Deployment limits: a configuration whose model breaks one is `infeasible`, and the searcher learns it.
+
+    `max_params` is checked when the model is built (no epoch spent); `max_latency_ms`, a forward pass of one
+    input in milliseconds (`trainables.footprint`), after the first epoch on the trial's device."""
+
+    max_params: int | None = Field(None, ge=1, description="the most parameters a model may have")
+    max_latency_ms: float | None = Field(None, gt=0, description="the longest a prediction of one input may take, in ms")
+
+    def as_dict(self) -> dict[str, float]:
+        """The limits that are set, by name (what a trial checks)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}

@@ -9,6 +9,7 @@ params.json, result.json, checkpoint_*/).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from orchestrator.errors import UserError
+from orchestrator.reading.tune_state import saved_statuses, unfinished_trials  # noqa: F401  (part of this layer's face)
 from trainables import constants as C
 from trainables.constants import META_FILE, STATE_FILE
 from trainables.rows import epoch_began, usable_value
@@ -26,6 +28,8 @@ BASELINES_FILE = "baselines.json"  # the task's baselines on validation and test
 BEST_DIR = "best"
 MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.json"
+ENSEMBLE_MODEL_FILE = "ensemble.pt"  # in best/: the ensemble built at the end of a run (`ensemble:`)
+ENSEMBLE_FILE = "ensemble.json"  # in best/: the latest ensemble's members, weights and metrics (export --ensemble too)
 # A trial's status, decided in one place (`ended_as`, `TrialRecord.status`) for the progress view, the
 # summary, the leaderboard and the report.
 UNFINISHED = "unfinished"  # running, or interrupted and not resumed yet
@@ -74,14 +78,25 @@ class TrialRecord:
     def diverged(self) -> bool:
         return any(r.get(C.DIVERGED) for r in self.rows)
 
+    def _footprint(self, key: str) -> float | None:
+        """A deployment figure the trial reported (`trainables.footprint`), or None (never built, or an older run)."""
+        return next((r[key] for r in reversed(self.rows) if r.get(key) is not None), None)
+
+    num_params = property(lambda self: None if (n := self._footprint(C.NUM_PARAMS)) is None else int(n), doc="parameters")
+    latency_ms = property(lambda self: self._footprint(C.LATENCY_MS), doc="ms of a prediction of one input (LATENCY_METHOD)")
+    latency_ms_256 = property(lambda self: self._footprint(C.LATENCY_MS_256), doc="ms of a forward pass of 256 inputs")
+
+    def best_checkpoint(self, metric: str, mode: str) -> tuple[dict, Path] | None:
+        """(meta, directory) of the trial's kept checkpoint with the best `metric` value; None when it keeps none."""
+        scored = [(value, meta, path) for meta, path in self.checkpoints() if (value := checkpoint_value(meta, metric)) is not None]
+        return (min if mode == "min" else max)(scored, key=lambda item: item[0])[1:] if scored else None
+
     def values(self, metric: str) -> list[float]:
         return [v for r in self.rows if (v := usable_value(r, metric)) is not None]
 
     def best(self, metric: str, mode: str) -> float | None:
         values = self.values(metric)
-        if not values:
-            return None
-        return min(values) if mode == "min" else max(values)
+        return (min(values) if mode == "min" else max(values)) if values else None
 
     def status(self, max_epochs: int) -> str:
         """failed / diverged / unfinished (running, or interrupted and not resumed yet) / finished / stopped early."""
@@ -174,35 +189,6 @@ def _started(trial: TrialRecord, params: Path) -> tuple[int, float]:
     return (0, began) if began is not None else (1, params.stat().st_mtime)
 
 
-def unfinished_trials(run_dir: Path) -> list[str]:
-    """Trial ids that Tune's latest saved experiment state holds as not finished (what `resume` would continue).
-
-    After Ctrl-C, Tune stops its trials in memory but saves them as RUNNING, so the file, not the
-    in-memory ResultGrid, tells an interrupted search from a finished one.
-    """
-    return [trial_id for trial_id, status in saved_statuses(run_dir).items() if status in ("PENDING", "RUNNING", "PAUSED")]
-
-
-def saved_statuses(run_dir: Path, *, every_session: bool = False) -> dict[str, str]:
-    """{trial id: Tune's status (PENDING, RUNNING, PAUSED, TERMINATED, ERROR)} in the latest saved experiment state.
-
-    every_session: also the trials of earlier sessions' states that the latest does not hold (an extended
-    run's earlier trials: a trial a scheduler stopped while it was paused has no final result to say so).
-    """
-    # By name, which carries the session's start time: Tune's final sync rewrites every state file at once,
-    # so their modification times cannot tell the latest session.
-    states = sorted(Path(run_dir).glob("experiment_state-*.json"))
-    found: dict[str, str] = {}
-    for path in states if every_session else states[-1:]:
-        try:
-            state = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            continue  # being rewritten by a running search: no status is known yet
-        trials = (json.loads(trial_json) for trial_json, _ in state.get("trial_data", []))
-        found.update({t.get("trial_id"): t.get("status") for t in trials})  # a later session's status wins
-    return found
-
-
 def read_experiment(run_dir: Path) -> dict[str, Any]:
     """The resolved experiment.yaml a run was started with, as a plain mapping."""
     return yaml.safe_load((Path(run_dir) / EXPERIMENT_FILE).read_text())
@@ -252,6 +238,11 @@ class Run:
         path = self.run_dir / BEST_DIR / METRICS_FILE
         return json.loads(path.read_text()) if path.is_file() else None
 
+    def ensemble(self) -> dict[str, Any] | None:
+        """best/ensemble.json: the latest ensemble built (members with weights, its metrics, the best single model's); None if none."""
+        path = self.run_dir / BEST_DIR / ENSEMBLE_FILE
+        return json.loads(path.read_text()) if path.is_file() else None
+
     def baselines(self) -> dict[str, dict[str, float]]:
         """The task's baselines (`trainables.baselines`): name -> {"val_rmse": ..., "test_rmse": ..., every metric
         on validation and test}, in the order they were computed; {} for a run started before baselines existed."""
@@ -267,10 +258,7 @@ def read_run(run_dir: Path) -> Run:
 
 def status_counts(trials: list[TrialRecord], max_epochs: int) -> dict[str, int]:
     """{status: how many trials have it}: the summary's and the report's counts."""
-    counts: dict[str, int] = {}
-    for t in trials:
-        counts[t.status(max_epochs)] = counts.get(t.status(max_epochs), 0) + 1
-    return counts
+    return dict(Counter(t.status(max_epochs) for t in trials))
 
 
 def leaderboard(trials: list[TrialRecord], metric: str, mode: str) -> list[TrialRecord]:
@@ -281,10 +269,12 @@ def leaderboard(trials: list[TrialRecord], metric: str, mode: str) -> list[Trial
 
 
 def leaderboard_rows(trials: list[TrialRecord], metric: str, mode: str, max_epochs: int) -> list[dict[str, Any]]:
-    """The leaderboard as rows (rank, trial_id, family, status, epochs, best value, every hyperparameter), best first:
+    """The leaderboard as rows (rank, trial_id, family, status, epochs, best value, parameter count, latency at batch
+    1 and 256, every hyperparameter), best first:
     what `orchestrator best` prints and the report's table shows."""
     return [
         {"rank": i + 1, "trial_id": t.trial_id, "family": t.family, "status": t.status(max_epochs), "epochs": t.epochs,
-         "best": t.best(metric, mode), "hyperparameters": t.hparams()}
+         "best": t.best(metric, mode), "params": t.num_params, "latency_ms": t.latency_ms, "latency_ms_256": t.latency_ms_256,
+         "hyperparameters": t.hparams()}
         for i, t in enumerate(leaderboard(trials, metric, mode))
     ]

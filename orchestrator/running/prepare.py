@@ -6,6 +6,8 @@ Nothing here writes anything, so a rejected experiment leaves no run directory b
 
 from __future__ import annotations
 
+import sys
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -64,10 +66,15 @@ def _beside(file: Path, path: str) -> Path:
 def prepare(exp: Experiment) -> Prepared:
     """The task's data, loaded and preprocessed once, checked against the space, with the metric and mode to optimize."""
     exp = replace(exp, config=resolve_data_path(exp.config, exp.file))
+    began = time.monotonic()
     try:
         data = TASKS[exp.config.task.kind].load(exp.config.task)
     except DataError as exc:  # its fix told as the user gave the experiment: a file's key, or `--set` for `--data`
         raise UserError(f"{exp.where}: {exc.told(flags=exp.from_flags)}") from None
+    if data.prepared and time.monotonic() - began > PREPARED_AFTER_S:
+        print(f"data: {data.prepared} (prepared in {time.monotonic() - began:.1f} s, peak memory {_peak_rss()})",
+              file=sys.stderr, flush=True)
+    data = with_variants(exp, data)
     warnings = check_space_fits(exp, data)
     metric, mode = exp.config.resolved_metric(data.metric)
     allowed = {*data.metrics, C.VAL_LOSS}
@@ -76,6 +83,33 @@ def prepare(exp: Experiment) -> Prepared:
             f"{exp.where}: key 'metric': value '{metric}': task {data.kind} reports {', '.join(sorted(allowed))}"
         )
     return Prepared(exp, data, metric, mode, warnings=tuple(warnings))
+
+
+def with_variants(exp: Experiment, data: TaskData) -> TaskData:
+    """`data` with the task prepared once for each other value of every task option the space searches (`window`)."""
+    task, found = exp.config.task, {}
+    for key, values in exp.space.task_options().items():
+        found[key] = {}
+        for value in values:
+            if value == getattr(task, key):
+                continue
+            try:
+                found[key][value] = TASKS[task.kind].load(task.model_copy(update={key: value}))
+            except DataError as exc:
+                raise UserError(f"{exp.space.source}: task.{key}: value {value}: {exc}") from None
+    return replace(data, variants=found) if found else data
+
+
+PREPARED_AFTER_S = 2.0  # data that took longer to prepare is described (what it read, what it weighs, how long)
+
+
+def _peak_rss() -> str:
+    """This process's peak resident memory so far (Linux and macOS report it in different units)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak *= 1 if sys.platform == "darwin" else 1024
+    return f"{peak / 1e9:.2f} GB" if peak >= 1e9 else f"{peak / 1e6:.0f} MB"
 
 
 PROBE_SAMPLES = 32  # sampled combinations per family, besides one per choice option, to tell "never" from "sometimes"
@@ -115,7 +149,34 @@ def check_space_fits(exp: Experiment, data: TaskData) -> list[str]:
         if problems:
             warnings.append(f"{where}: {len(problems)} of {len(distinct)} sampled combinations cannot run (first: {problems[0]}); "
                             "their trials end infeasible, and the searcher learns to avoid them")
+    limit = exp.config.limits.max_params
+    if limit is not None:
+        warnings += _params_over(exp, families, {f: [v for v, _ in values] for f, values in combos.items()}, data.spec, limit)
     return warnings
+
+
+def _params_over(exp: Experiment, families: dict, combos: dict[str, list[dict]], spec, limit: int) -> list[str]:
+    """The share of the sampled combinations whose model has more than `limits.max_params` parameters (the header
+    says what the limit removes); a UserError when every combination that builds does."""
+    from trainables.footprint import count_params
+
+    sizes = {}
+    for family, values in combos.items():
+        for v in values:
+            try:
+                sizes.setdefault(family, []).append(count_params(families[family].build(v, spec)))
+            except Exception:  # noqa: BLE001  an infeasible combination: check_space_fits has said so already
+                continue
+    counted = [n for family_sizes in sizes.values() for n in family_sizes]
+    over = [n for n in counted if n > limit]
+    if counted and len(over) == len(counted):
+        raise UserError(f"{exp.where}: key 'limits.max_params': value {limit}: every sampled model is larger (the smallest "
+                        f"has {min(counted):,} parameters); raise the limit or search smaller models")
+    if not over:
+        return []
+    by_family = ", ".join(f"{f} {sum(n > limit for n in ns)} of {len(ns)}" for f, ns in sizes.items() if any(n > limit for n in ns))
+    return [f"limits.max_params {limit:,}: {len(over)} of {len(counted)} sampled configurations are larger ({by_family}); "
+            "their trials end infeasible before training, and the searcher learns to avoid them"]
 
 
 def _tiny_batch(data: TaskData):
@@ -123,7 +184,8 @@ def _tiny_batch(data: TaskData):
     import numpy as np
     import torch
 
-    return torch.as_tensor(np.ascontiguousarray(data.splits["train"].x[:2]))
+    x = np.ascontiguousarray(data.splits["train"].x[:2])
+    return torch.as_tensor(x.astype(np.int64) if x.dtype.kind == "u" else x)  # compact token ids, widened as per batch
 
 
 def probe_family(family, values: dict, spec, batch) -> str | None:

@@ -77,7 +77,10 @@ def run(exp: Experiment, *, address: str | None = None, explicit_name: bool = Fa
     concurrency = p.exp.config.max_concurrent or cluster.default_concurrency(p.exp.config)
     console.header(p.exp, p.data.summary(), run_dir, setup.num_trials, concurrency, out, warnings=p.warnings)
     if p.plan is not None:  # the trial count above is a ceiling: the budget ends the search
-        print(f"  {p.plan.describe()}; more trials if epochs run faster than probed, stopped at the budget", file=out, flush=True)
+        print(f"  {p.plan.describe()}; the {setup.num_trials} trials above are a ceiling: trials go on until the budget "
+              "ends the search", file=out, flush=True)
+        if p.plan.sample_note():
+            print(f"  {p.plan.sample_note()}", file=out, flush=True)
     if store.remote:
         print(f"  stored at: {store.run(run_dir.name)} (the run directory above is this machine's copy: results, TensorBoard "
               "files and the best checkpoints' weights)", file=out, flush=True)
@@ -135,7 +138,7 @@ def _fit_and_finish(setup, run_dir: Path, p: Prepared, out: TextIO, store: Stora
     elapsed = time.monotonic() - began
     with _SearchEnded() as ended:
         try:
-            return _finish(setup, run_dir, p, out, store, ctrl_c, elapsed, ended)
+            return _finish(setup, run_dir, p, out, store, ctrl_c, elapsed, ended, began=began)
         except _SkipRest:
             where = store.run(run_dir.name) if store is not None else run_dir
             resume = f"; continue with: orchestrator resume {where}" if ended.status == 130 else ""
@@ -145,9 +148,10 @@ def _fit_and_finish(setup, run_dir: Path, p: Prepared, out: TextIO, store: Stora
 
 
 def _finish(setup, run_dir: Path, p: Prepared, out: TextIO, store: Storage | None, ctrl_c: bool, elapsed: float,
-            ended: _SearchEnded) -> int:
-    """What follows the search: the exit status it decided (noted in `ended` first), the export, the summary."""
-    from orchestrator.running.best_model import export_best
+            ended: _SearchEnded, began: float) -> int:
+    """What follows the search (which began at `began`, time.monotonic(), and took `elapsed` s): the exit status it
+    decided (noted in `ended` first), the export, the summary."""
+    from orchestrator.running.best_model import export_best, export_ensemble
 
     if store is not None:  # the run is at the URI: mirror what the export and the summary read
         mirror_run(store, run_dir, p.metric, p.mode)
@@ -164,8 +168,14 @@ def _finish(setup, run_dir: Path, p: Prepared, out: TextIO, store: Storage | Non
     max_epochs = p.exp.config.scheduler.max_epochs
     own_class = best is not None and best.trial.family in p.exp.space.models
     console.summarize(run_dir, TASKS[p.data.kind], trials, best, p.data.metric, max_epochs, elapsed, out, own_class=own_class)
+    if best is not None and p.exp.config.ensemble:
+        made = export_ensemble(run_dir, p.data, p.metric, p.mode, p.exp.config.ensemble, trials=trials)
+        for line in console.ensemble_lines(made.record, p.metric):
+            print(line, file=out)
+        print(f"{'Ensemble:':<15} {made.path}   (load_model reads it as one model)", file=out, flush=True)
     if p.plan is not None:
-        console.budget_line(p.plan, time.monotonic() - p.plan.started, len(trials), out)
+        spent = {"start-up": began - p.plan.started, "searching": elapsed, "export": time.monotonic() - began - elapsed}
+        console.budget_line(p.plan, spent, len(trials), out, ended_early=_ended_early(p, setup, trials, began + elapsed, ctrl_c))
     if store is not None:
         if best is not None:
             store.upload(run_dir / R.BEST_DIR, run_dir.name, R.BEST_DIR)
@@ -175,6 +185,19 @@ def _finish(setup, run_dir: Path, p: Prepared, out: TextIO, store: Storage | Non
         print(f"\nInterrupted with {len(interrupted)} trial(s) unfinished and {not_started} not started; the state is saved. "
               f"Continue with:\n  orchestrator resume {where}", file=out, flush=True)
     return ended.status
+
+
+def _ended_early(p: Prepared, setup, trials: list, search_ended: float, ctrl_c: bool) -> str | None:
+    """Why a budgeted search ended before the budget's last tenth (None when it did not): the searcher ran out of
+    trials to start (a finite space, each of its configurations run once) before the time budget ended it."""
+    used = search_ended - p.plan.started
+    if ctrl_c or used >= 0.9 * (p.plan.budget_s - p.plan.export_s):
+        return None
+    c = p.exp.config
+    if setup.num_trials < c.num_samples:
+        return (f"the space has {setup.num_trials} distinct configurations and each ran once, at "
+                f"{max(t.epochs for t in trials) if trials else 0} epoch(s) at most (max_epochs {c.scheduler.max_epochs})")
+    return f"all {setup.num_trials} trials it was given ran, after {used / p.plan.budget_s:.0%} of the budget"
 
 
 class _SkipRest(BaseException):

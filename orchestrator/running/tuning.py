@@ -59,6 +59,7 @@ def trainable_for(config: ExperimentConfig, data: TaskData, metric: str, mode: s
         storage_marker=storage_marker,
         models=dict(models or {}),
         models_shipped=models_shipped(),
+        limits=config.limits.as_dict(),
     )
     _classes_by_value(settings.models)
     wrapped = tune.with_parameters(TorchTrainable, data=data, settings=settings)
@@ -143,7 +144,7 @@ def callbacks_for(p: Prepared, num_trials: int, out=None, storage: str | None = 
     from orchestrator.watch.tensorboard import ExperimentTensorBoard, TrialTensorBoard
     from orchestrator.watch.trackers import RunInfo, tracker_callbacks
 
-    expected = p.plan.expected_s if p.plan is not None else None
+    expected = p.exp.config.time_budget_s if p.plan is not None else None  # the search ends at its time budget
     sched = p.exp.config.scheduler
     progress = Progress(p.metric, p.mode, num_trials, sched.max_epochs, out=out, expected_s=expected,
                         scheduler=(sched.kind, sched.model_dump()))
@@ -188,7 +189,10 @@ def search_alg_for(p: Prepared, num_trials: int, history: list = (), seed: int |
         return None, population_space(points + [p.exp.space.sample(rng) for _ in range(max(0, num_trials - len(points)))])
     record = SEARCHERS[config.searcher]
     options = {} if p.startup_fraction is None else {"startup_fraction": p.startup_fraction}
-    searcher = record.build(p.exp.space, p.metric, p.mode, seed, num_trials, **options)
+    # A budgeted search is given a ceiling of trials that the time budget ends (`budget.ceiling`): a model-based
+    # searcher's random start-up is sized to the trials the plan expects, not to the ceiling. A grid's count is its plan.
+    modelled = p.plan.num_samples if p.plan is not None and record.runs_given_points else num_trials
+    searcher = record.build(p.exp.space, p.metric, p.mode, seed, modelled, **options)
     if not record.runs_given_points:
         return searcher, None  # the grid runs its own plan
     from orchestrator.search.no_repeats import NoRepeats

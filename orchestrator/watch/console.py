@@ -13,7 +13,7 @@ from trainables import constants as C
 from trainables.trial import FAMILY, MODEL_PREFIX, TrialConfig
 
 # The hyperparameters a one-line trial description shows, when the trial has them.
-KEY_HPARAMS = ("model/hidden_size", "model/d_model", "model/num_layers", "lr", "optimizer", "batch_size")
+KEY_HPARAMS = ("model/hidden_size", "model/d_model", "model/num_layers", "lr", "optimizer", "batch_size", "window")
 
 
 def clock(seconds: float) -> str:
@@ -84,6 +84,9 @@ def summarize(run_dir: Path, task, trials: list[R.TrialRecord], best, task_metri
     model is of the user's own class, which load_model imports only when told to trust it."""
     counts = R.status_counts(trials, max_epochs)
     print(f"\nDone in {clock(elapsed)}: {len(trials)} trials (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")", file=out)
+    limited = [t for t in trials if (t.infeasible or "").startswith("limits.")]
+    if limited:
+        print(f"  the experiment's limits removed {len(limited)} trial(s) (each ended infeasible, the searcher told)", file=out)
     for t in trials:
         if t.status(max_epochs) in (R.FAILED, R.DIVERGED, R.INFEASIBLE):
             reason = t.error or t.infeasible or "loss became NaN/inf"
@@ -99,6 +102,8 @@ def summarize(run_dir: Path, task, trials: list[R.TrialRecord], best, task_metri
     if others:
         pairs = ", ".join(f"{k.removeprefix('val_')} {best.metrics[k]:.4g} / {best.metrics[C.test_key(k)]:.4g}" for k in others)
         print(f"  also (validation / test): {pairs}", file=out)
+    for line in step_lines(getattr(best, "per_step", None) or {}):
+        print(f"  {line}", file=out)
     for line in baseline_lines(R.read_run(run_dir).baselines(), task_metric, C.MODES.get(task_metric, "min"), best.metrics[task_metric]):
         print(f"  {line}", file=out)
     lines = [
@@ -137,9 +142,36 @@ def baseline_lines(baselines: dict[str, dict[str, float]], metric: str, mode: st
     return lines
 
 
-def budget_line(plan, used_s: float, trials: int, out: TextIO) -> None:
-    """How the budgeted search went against its plan."""
+def step_lines(per_step: dict[str, list[float]]) -> list[str]:
+    """A forecast over a horizon: the best model's error at each step, validation / test (best/metrics.json's `per_step`)."""
+    lines = []
+    for name in ("rmse", "mae"):
+        val, test = per_step.get(f"val_{name}"), per_step.get(f"test_{name}")
+        if val and test:
+            steps = ", ".join(f"{v:.4g} / {t:.4g}" for v, t in zip(val, test))
+            lines.append(f"{name} at each step of the horizon (validation / test): {steps}")
+    return lines
+
+
+def ensemble_lines(record: dict | None, metric: str) -> list[str]:
+    """An ensemble (best/ensemble.json) beside the best single model: members with weights, validation and test values."""
+    if not record:
+        return []
+    test = C.test_key(metric)
+    ours, single = record["metrics"], (record.get("best_single") or {}).get("metrics") or {}
+    members = ", ".join(f"{m['trial_id']} ({m['family']}) {m['weight']:.2f}" for m in record["members"])
+    against = f"; best single model {single[metric]:.4g} / {single[test]:.4g}" if metric in single and test in single else ""
+    return [f"ensemble of {len(record['members'])} (of the top {record['k']}): {metric} {ours[metric]:.4g} / {test} {ours[test]:.4g}"
+            f"{against}", f"  members (trial, family, weight): {members}"]
+
+
+def budget_line(plan, spent: dict[str, float], trials: int, out: TextIO, ended_early: str | None = None) -> None:
+    """How a budgeted run spent its time (`spent`: seconds of start-up, searching and export, in that order), against
+    its plan; `ended_early`: why the search ended before the budget's last tenth, when it did."""
     from orchestrator.search.budget import clock_text
 
-    print(f"{'Budget:':<15} searched for {clock(used_s)} of the {clock_text(plan.budget_s)} budget "
-          f"(planned ~{plan.num_samples} trials over ~{clock(plan.expected_s)}; ran {trials})", file=out, flush=True)
+    parts = [f"{clock(seconds)} {name}" + (f" ({trials} trials)" if name == "searching" else "") for name, seconds in spent.items()]
+    print(f"{'Budget:':<15} {clock(plan.budget_s)} budget: {', '.join(parts)}; {clock(sum(spent.values()))} in all "
+          f"(planned ~{plan.num_samples} trials over ~{clock(plan.expected_s)}, then more until the budget)", file=out, flush=True)
+    if ended_early:
+        print(f"{'':<15} the search ended before the budget ({clock_text(plan.budget_s)}): {ended_early}", file=out, flush=True)

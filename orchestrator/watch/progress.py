@@ -20,6 +20,10 @@ from orchestrator.watch.console import clock, describe
 from trainables import constants as C
 from trainables.rows import epoch_began, usable_value
 
+# After the last epoch, before the summary: the best model's export (its evaluation on validation and test) and
+# the summary, a few seconds on the bundled tasks; counted so that the last estimates are not all zero.
+END_S = 3.0
+
 
 class Progress(Callback):
     """Counts trial outcomes as Tune reports them and prints the compact view."""
@@ -29,7 +33,9 @@ class Progress(Callback):
         self.metric, self.mode, self.num_samples, self.max_epochs = metric, mode, num_samples, max_epochs
         # (kind, options) of the scheduler: how many epochs a trial is still expected to run (`Scheduler.epochs_left`).
         self.scheduler = scheduler or ("fifo", {"max_epochs": max_epochs})
-        self.expected_s = expected_s  # a budgeted search's planned duration (from the probe): the ETA counts down from it
+        # A budgeted search's time budget: the time budget ends it (its trial count is only a ceiling), so the ETA
+        # counts down to it and the trial count has no denominator.
+        self.expected_s = expected_s
         self.interval, self.out = interval, out  # None: sys.stdout at print time (the callback is pickled)
         self._reset()
 
@@ -122,11 +128,18 @@ class Progress(Callback):
         at a rung its rest discounted once more (it was not among the best there, so a promotion is the less likely);
         the ended ones none."""
         from orchestrator.search.schedulers import SCHEDULERS
+        from orchestrator.search.schedulers.base import rung_epochs_left, rungs
 
         kind, options = self.scheduler
         left = SCHEDULERS[kind].epochs_left
         factor = float(options.get("reduction_factor") or 1.0)
         not_started = max(0, self.num_samples - self.done - self.failed - len(self.at))
+        if SCHEDULERS[kind].plans_rungs and factor > 1:
+            # Successive halving counted by rung over every trial (`rung_epochs_left`): at the end of a search the
+            # rungs resume few of the paused trials, which a per-trial chance overestimates.
+            reached = [int(r.get("training_iteration", 0)) for r in self.last.values() if not r.get(C.INFEASIBLE)]
+            marks = rungs(self.max_epochs, int(options.get("grace_period") or 1), factor)
+            return rung_epochs_left(marks, factor, reached, not_started)
         running = sum(1.0 + left(options, epoch + 1) for tid, epoch in self.at.items() if tid not in self.paused and epoch < self.max_epochs)
         paused = sum(left(options, epoch) / factor for tid, epoch in self.at.items() if tid in self.paused)
         return not_started * left(options, 0) + running + paused
@@ -145,7 +158,7 @@ class Progress(Callback):
         recent = sum(t > since for t in self.epochs)
         pace = (recent / max(now - since, 1e-6)) if recent >= 5 else len(self.epochs) / max(now - self.first_began, 1e-6)
         left = self.epochs_left()
-        seconds = left / pace
+        seconds = left / pace + END_S
         young = len(self.epochs) < max(10.0, 0.2 * (len(self.epochs) + left))
         return (0.75 * seconds, 1.5 * seconds) if young else (seconds, seconds)
 
@@ -166,7 +179,7 @@ class Progress(Callback):
         elapsed = time.monotonic() - self.started
         finished = self.done + self.failed
         parts = [
-            f"{finished}/{self.num_samples} trials",
+            f"{finished} trials" if self.expected_s is not None else f"{finished}/{self.num_samples} trials",
             f"{len(self.running - self.paused)} running" + (f", {len(self.paused)} paused at a rung" if self.paused else ""),
             f"{self.done} done ({self.early} stopped early, {self.diverged} diverged"
             + (f", {self.infeasible} infeasible)" if self.infeasible else ")"),
@@ -175,7 +188,7 @@ class Progress(Callback):
         if self.best:
             parts.append(f"best {self.metric} {self.best[0]:.4g} ({self.best[2]})")
         if self.expected_s is not None:
-            parts.append(f"~{clock(max(0.0, self.expected_s - elapsed))} left of the plan")
+            parts.append(f"~{clock(max(0.0, self.expected_s - elapsed))} left of the budget")
         else:
             left = self.time_left()
             if left is not None:

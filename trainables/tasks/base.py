@@ -3,7 +3,8 @@
 `Task` is the one record a task is described by (its options, loader, metrics, default search space and
 how to use a model trained on it); `TaskData` is what its loader returns: arrays per split, the model's
 input/output shape, and its objective. A task is loaded once, by the driver; trials receive the `TaskData`
-through Ray's object store and never read or parse files themselves.
+through Ray's object store (a large corpus as the name of its memory-mapped cache file, `Windows`) and never
+read or parse files themselves.
 
 No torch here: the orchestrator validates configs and reads finished runs with this module alone.
 """
@@ -107,6 +108,70 @@ class Split:
 
 
 @dataclass(frozen=True)
+class Windows:
+    """A token split as non-overlapping windows over one array of ids: window i is `ids[i*seq_len : (i+1)*seq_len]`
+    and its targets are the same ids shifted by one, so `x` and `y` are views of `ids` (no copy of the text).
+
+    ids: (len(self) * seq_len + 1,) in the smallest unsigned dtype that holds the vocabulary (uint8, uint16; int32
+        above 65536); widened to int64 only per batch, on the device.
+    sample: sorted window indices a search validates on when the split is large (`None`: all of it); the exported
+        best model is evaluated on every window.
+    mapped: (cache file, start, stop) when `ids` is a slice of a memory-mapped `.npy` (`trainables.tasks.corpus`):
+        then a pickle of the split carries the file's name, not its ids, and every process on the node that
+        unpickles it (the trials, through Ray's object store) maps the same file pages instead of a copy.
+    """
+
+    ids: np.ndarray
+    seq_len: int
+    sample: Optional[np.ndarray] = None
+    mapped: Optional[tuple[str, int, int]] = None
+
+    def __len__(self) -> int:
+        return (len(self.ids) - 1) // self.seq_len
+
+    @property
+    def x(self) -> np.ndarray:
+        """(N, seq_len) inputs: a view of `ids`."""
+        n = len(self)
+        return self.ids[: n * self.seq_len].reshape(n, self.seq_len)
+
+    @property
+    def y(self) -> np.ndarray:
+        """(N, seq_len) targets, the inputs shifted by one: a view of `ids`."""
+        n = len(self)
+        return self.ids[1 : n * self.seq_len + 1].reshape(n, self.seq_len)
+
+    def __reduce__(self):
+        if self.mapped is not None and _maps_travel():
+            return _mapped_windows, (*self.mapped, self.seq_len, self.sample)
+        # Not mapped, or other nodes may not see the cache file: the ids themselves (as a plain array; a memmap
+        # pickles its pages into the object store once, like any array).
+        return Windows, (np.asarray(self.ids), self.seq_len, self.sample, None)
+
+
+def _maps_travel() -> bool:
+    """Whether a cache file's name is enough for the processes that unpickle a split: always without Ray, and on a
+    single-node Ray (every trial sees the driver's disk); a multi-node cluster gets the ids (a node may lack the file)."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return True
+    return sum(1 for node in ray.nodes() if node.get("Alive")) <= 1
+
+
+def _mapped_windows(path: str, start: int, stop: int, seq_len: int, sample: Optional[np.ndarray]) -> Windows:
+    """A mapped split, unpickled: the cache file mapped again (read-only) in this process."""
+    if not Path(path).is_file():
+        raise RuntimeError(
+            f"the prepared data cache {path} is missing on this node (removed since the run started, or a node that "
+            "does not share the driver's disk joined the cluster); run again to prepare it"
+        )
+    ids = np.load(path, mmap_mode="r")[start:stop]
+    return Windows(ids, seq_len, sample, (path, start, stop))
+
+
+@dataclass(frozen=True)
 class TaskData:
     """A loaded, preprocessed task: everything a trial needs and nothing it must compute again.
 
@@ -124,6 +189,18 @@ class TaskData:
     mode: str
     preprocessing: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    # One line on what preparing the data took (read, encoded, its size in memory), for runs whose data is large.
+    prepared: str = ""
+    # The same task prepared for each other value of a task option the space searches ({"window": {12: TaskData}}):
+    # shipped with this one, so each trial (`TrialHost`) and the export take the data of the value it drew.
+    variants: dict[str, dict[Any, "TaskData"]] = field(default_factory=dict)
+
+    def variant(self, task: dict[str, Any]) -> "TaskData":
+        """The data for a trial's searched task options (`TrialConfig.task`): a variant, or this data itself."""
+        for key, value in task.items():
+            if value in self.variants.get(key, {}):
+                return self.variants[key][value]
+        return self
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -132,7 +209,21 @@ class TaskData:
 
     def summary(self) -> str:
         sizes = ", ".join(f"{name} {len(self.splits[name])}" for name in SPLITS)
-        return f"{self.kind} on {self.source} ({sizes} samples)"
+        return f"{self.kind} on {self.source} ({sizes} samples){self.sample_note()}"
+
+    def sample_note(self) -> str:
+        """What a search validates on when the validation split is too large to evaluate whole every epoch."""
+        val = self.splits["val"]
+        sample = getattr(val, "sample", None)
+        if sample is None:
+            return ""
+        n, seq_len = len(val), getattr(val, "seq_len", 1)
+        return (f"; validation on a seeded sample of {len(sample):,} of {n:,} windows ({_mb(len(sample) * seq_len)} of "
+                f"{_mb(n * seq_len)} characters) during the search, the exported best on all of it")
+
+
+def _mb(count: int) -> str:
+    return f"{count / 1e6:.1f}M"
 
 
 def no_usage(model_path: Any) -> list[tuple[str, str]]:

@@ -18,14 +18,18 @@ from trainables.tasks.base import (
     DataError,
     ModelSpec,
     Setting,
-    Split,
     Task,
     TaskBase,
     TaskData,
+    Windows,
     split_sizes,
 )
+from trainables.tasks.corpus import Corpus, from_text, read_file
 
 METRICS = modes(BPC, PERPLEXITY)
+# A validation split above this many characters is sampled to this size during a search (every epoch of every
+# trial evaluates it); the exported best model is evaluated on all of it.
+SAMPLE_CHARS = 2_000_000
 
 
 class CharLMTask(TaskBase):
@@ -43,32 +47,28 @@ def builtin_corpus() -> str:
     return "\n\n".join(topics[key] for key in sorted(topics))
 
 
-def read_corpus(data: str | None) -> tuple[str, str]:
-    """(text, where it came from) of the user's UTF-8 file, or of the built-in corpus when `data` is None."""
+def read_corpus(data: str | None, max_chars: Optional[int] = None) -> tuple[Corpus, str]:
+    """(ids and vocabulary, where they came from) of the user's UTF-8 file, or of the built-in corpus when `data`
+    is None; a large file's ids come memory-mapped from the cache (`trainables.tasks.corpus`)."""
     if data is None:
-        return builtin_corpus(), "pydoc_data.topics (CPython documentation)"
+        text = builtin_corpus()
+        return from_text(text[:max_chars] if max_chars is not None else text), "pydoc_data.topics (CPython documentation)"
     path = Path(data)
     if not path.is_file():
         raise DataError(f"task.data: file not found: '{path}'")
     try:
-        return path.read_text(encoding="utf-8"), str(path)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"task.data: cannot read '{path}' as UTF-8 text: {exc}") from exc
+        return read_file(path, max_chars), str(path)
+    except OSError as exc:
+        raise DataError(f"task.data: cannot read '{path}': {exc}") from exc
 
 
-def windows(ids: np.ndarray, seq_len: int) -> Split:
-    """Non-overlapping windows of `seq_len` inputs, each with its targets shifted by one character."""
-    n = (len(ids) - 1) // seq_len
-    x = ids[: n * seq_len].reshape(n, seq_len)
-    y = ids[1 : n * seq_len + 1].reshape(n, seq_len)
-    return Split(x=x.astype(np.int64), y=y.astype(np.int64))
-
-
-def encode(text: str, vocab: list[str]) -> np.ndarray:
-    """The text as (N,) int64 indices into `vocab`, by a table lookup over code points (no Python loop per char)."""
-    lookup = np.zeros(max(map(ord, vocab)) + 1, dtype=np.int64)
-    lookup[[ord(c) for c in vocab]] = np.arange(len(vocab))
-    return lookup[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
+def validation_sample(n_windows: int, seq_len: int, seed: int = 0) -> Optional[np.ndarray]:
+    """The windows a search validates on: all of them (None) up to SAMPLE_CHARS characters, else a fixed, seeded
+    subset of that size, sorted (the same for every trial and epoch, so their values compare)."""
+    k = SAMPLE_CHARS // seq_len
+    if n_windows <= k:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n_windows, size=k, replace=False))
 
 
 def _longest_window(chars: int, options: CharLMTask, shortest: int = 8) -> int | None:
@@ -85,31 +85,29 @@ def _longest_window(chars: int, options: CharLMTask, shortest: int = 8) -> int |
 
 def load(options: CharLMTask) -> TaskData:
     """Reads, encodes and splits the corpus (contiguous train / val / test blocks, in that order)."""
-    text, source = read_corpus(options.data)
-    if options.max_chars is not None:
-        text = text[: options.max_chars]
-    vocab = sorted(set(text))
+    corpus, source = read_corpus(options.data, options.max_chars)
+    ids, vocab, chars = corpus.ids, corpus.vocab, len(corpus.ids)
     seq_len = options.seq_len
     # A corpus must give every split a few whole windows; smaller ones cannot be validated meaningfully.
     need = 4 * (seq_len + 1)
-    n_windows = (len(text) - 1) // seq_len
-    if len(text) < need or len(vocab) < 2:
-        fits = _longest_window(len(text), options) if len(vocab) >= 2 else None
+    n_windows = (chars - 1) // seq_len
+    if chars < need or len(vocab) < 2:
+        fits = _longest_window(chars, options) if len(vocab) >= 2 else None
         raise DataError(
-            f"task.data: corpus '{source}' is too small: {len(text)} characters, {len(vocab)} distinct; "
+            f"task.data: corpus '{source}' is too small: {chars} characters, {len(vocab)} distinct; "
             f"need at least {need} characters (4 windows of seq_len={seq_len}) and 2 distinct characters",
             Setting("task.seq_len", (str(fits),), purpose=" (the longest window it holds enough of)") if fits else None,
         )
     n_train, n_val, n_test = split_sizes(
         n_windows, options.val_fraction, options.test_fraction, source=f"task.data: corpus '{source}'", minimum=1
     )
-    ids = encode(text, vocab)
     cut_val = n_train * seq_len
     cut_test = (n_train + n_val) * seq_len
+    bounds = {"train": (0, cut_val + 1), "val": (cut_val, cut_test + 1), "test": (cut_test, chars)}
     splits = {
-        "train": windows(ids[: cut_val + 1], seq_len),
-        "val": windows(ids[cut_val : cut_test + 1], seq_len),
-        "test": windows(ids[cut_test:], seq_len),
+        name: Windows(ids[a:b], seq_len, sample=validation_sample(n_val, seq_len) if name == "val" else None,
+                      mapped=(corpus.mapped, a, b) if corpus.mapped else None)
+        for name, (a, b) in bounds.items()
     }
     return TaskData(
         kind="charlm",
@@ -120,6 +118,7 @@ def load(options: CharLMTask) -> TaskData:
         mode=METRICS[BPC],
         preprocessing={"vocab": vocab, "seq_len": seq_len},
         source=source,
+        prepared=f"{corpus.described(source)}; {n_windows:,} windows of {seq_len}",
     )
 
 

@@ -159,6 +159,15 @@ def predict(model, rows) -> np.ndarray:
     return values[:, 0] if horizon == 1 else values
 
 
+def step_errors(outputs: np.ndarray, targets: np.ndarray, preprocessing: dict) -> dict[str, list[float]]:
+    """The error at each step of the horizon, in the series' units: {"rmse": [H values], "mae": [H values]}, each over
+    every sample and target, from a split's outputs and targets (N, H * O) in standardized units, step-major."""
+    horizon, idx = preprocessing.get("horizon", 1), [preprocessing["columns"].index(t) for t in preprocessing["targets"]]
+    scale = np.asarray(preprocessing["std"], np.float64)[idx]
+    err = (np.asarray(outputs, np.float64) - np.asarray(targets, np.float64)).reshape(len(outputs), horizon, len(idx)) * scale
+    return {"rmse": np.sqrt((err**2).mean(axis=(0, 2))).tolist(), "mae": np.abs(err).mean(axis=(0, 2)).tolist()}
+
+
 TASK = Task(
     name="forecast",
     options=ForecastTask,

@@ -12,8 +12,16 @@ from orchestrator.reading import results as R
 
 MIN_TRIALS_FOR_IMPORTANCE = 5  # fANOVA fits a forest to (hyperparameters -> metric); fewer points say nothing
 # Optuna's default of 64 trees gave a different top hyperparameter for each seed on the 16-trial quickstart;
-# with 512 the top three stayed the same across seeds, for about a second of fitting.
+# with 512 the top three stayed the same across seeds, for about a second of fitting. fANOVA's cost (pure Python)
+# grows with the trees and, per tree, with its leaves times its splits: grown to one leaf per trial, 512 trees over
+# 330 trials took minutes. So each tree stops at FANOVA_DEPTH (at most 64 leaves: a run of up to ~64 trials is
+# split as far as it would be anyway), and a larger run gets fewer trees, down to FANOVA_MIN_TREES: with more trials
+# each tree is steadier (measured on a simulated 330-trial and 2,000-trial run, `benchmarks/large_run.py`: the shares
+# of the top two hyperparameters moved by under 0.02 between seeds and against unlimited depth).
 FANOVA_TREES = 512
+FANOVA_TREES_AT = 16  # trials up to which every one of FANOVA_TREES trees is fitted; above, trees fall as 1 / trials
+FANOVA_MIN_TREES = 64
+FANOVA_DEPTH = 6
 
 
 def varying(scored: list[R.TrialRecord], hp: dict[str, dict]) -> list[str]:
@@ -51,6 +59,11 @@ def fanova_importance(scored: list[R.TrialRecord], metric: str, mode: str, hp: d
     return out
 
 
+def fanova_trees(n_trials: int) -> int:
+    """How many trees the forest has for a run of `n_trials` scored trials (see FANOVA_TREES)."""
+    return max(FANOVA_MIN_TREES, min(FANOVA_TREES, FANOVA_TREES * FANOVA_TREES_AT // max(n_trials, 1)))
+
+
 def _fit(scored, metric: str, mode: str, hp: dict, names: list[str], log_names: set[str]) -> dict[str, float]:
     """One Optuna study holding the trials (their shared hyperparameters and best values), evaluated by fANOVA."""
     import optuna
@@ -64,5 +77,6 @@ def _fit(scored, metric: str, mode: str, hp: dict, names: list[str], log_names: 
         optuna.trial.create_trial(params={n: hp[t.trial_id][n] for n in names}, distributions=dists, value=t.best(metric, mode))
         for t in scored
     ])
-    importances = get_param_importances(study, evaluator=FanovaImportanceEvaluator(n_trees=FANOVA_TREES, seed=0), params=names)
+    evaluator = FanovaImportanceEvaluator(n_trees=fanova_trees(len(scored)), max_depth=FANOVA_DEPTH, seed=0)
+    importances = get_param_importances(study, evaluator=evaluator, params=names)
     return {k: float(v) for k, v in importances.items()}

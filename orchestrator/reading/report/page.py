@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections import Counter
 from typing import Any, Iterable
 
 from orchestrator.reading import results as R
@@ -38,7 +39,7 @@ def summary(ctx: Context) -> dict[str, Any]:
     names. Together they fix each family's colour across the figures.
     """
     e, run = ctx.run.experiment, ctx.run
-    counts = R.status_counts(ctx.trials, run.max_epochs)
+    counts = dict(Counter(ctx.status.values()))  # (`results.status_counts`, from the statuses the context decided once)
     finished = ctx.best_model is not None and R.UNFINISHED not in counts
     return {
         "name": run.run_dir.name, "run_dir": str(run.run_dir), "task": e["task"]["kind"], "metric": ctx.metric, "mode": ctx.mode,

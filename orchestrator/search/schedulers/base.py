@@ -51,6 +51,23 @@ def epochs_per_trial(max_epochs: int, grace_period: int, reduction_factor: int, 
     return expected
 
 
+def rung_epochs_left(marks: list[int], reduction_factor: float, reached: list[int], to_start: int) -> float:
+    """The epochs successive halving still runs, counted by rung over the whole search rather than per trial.
+
+    `marks`: the rungs (`rungs`, max_epochs last); `reached`: the epochs each started trial has run (one paused
+    at a rung has reached it; an ended one its last); `to_start`: trials not started yet. Every trial reaches the
+    first rung, and of the trials that reach a rung the best 1/rf reach the next; a rung that already holds more
+    (an asynchronous promotion ahead of the rest) keeps its count. The total less the epochs already run is
+    what is left: exact once every trial has arrived, where a per-trial chance overestimates the end of a
+    search whose paused trials the rungs will mostly never resume."""
+    arrivals, total, before = float(len(reached) + to_start), 0.0, 0
+    for mark in marks:
+        arrivals = max(arrivals, float(sum(e >= mark for e in reached)))
+        total += arrivals * (mark - before)
+        arrivals, before = arrivals / reduction_factor, mark
+    return max(0.0, total - sum(min(e, marks[-1]) for e in reached))
+
+
 @dataclass(frozen=True)
 class Scheduler:
     """A scheduler: its options model, how to build Ray's scheduler from them, and how to describe them.

@@ -14,10 +14,11 @@ from orchestrator.reading.report.sections.hyperparameters import (
 )
 from orchestrator.reading.report.sections.leaderboard import Leaderboard
 from orchestrator.reading.report.sections.progress import BestSoFar, LearningCurves
+from orchestrator.reading.report.sections.selection import ModelSelection
 from orchestrator.reading.report.sections.timeline import Timeline
 
 SECTIONS: dict[str, Section] = {
-    s.id: s for s in (BestSoFar(), LearningCurves(), Families(), ParallelCoordinates(), Importance(), Timeline(), Leaderboard())
+    s.id: s for s in (BestSoFar(), LearningCurves(), Families(), ParallelCoordinates(), Importance(), Timeline(), ModelSelection(), Leaderboard())
 }
 
 __all__ = ["SECTIONS", "Section"]

@@ -18,6 +18,7 @@ from orchestrator.reading.report.figures import (
 from orchestrator.reading.report.sections.base import Section
 
 MIN_FAMILY_TRIALS = 3  # a family's panel needs this many trials with a value: fewer lines show no pattern
+DENSE_LINES = 200  # a panel with more lines draws them thinner, so that the best ones still stand out
 
 
 def _axis(name: str, values: list, log_names: frozenset[str]) -> dict[str, Any]:
@@ -71,6 +72,7 @@ class ParallelCoordinates(Section):
     def figure(self, data: dict, colors: dict) -> Any:
         from matplotlib import colormaps
         from matplotlib.cm import ScalarMappable
+        from matplotlib.collections import LineCollection
         from matplotlib.colors import LogNorm, Normalize
 
         if not data["panels"]:
@@ -91,12 +93,18 @@ class ParallelCoordinates(Section):
                 if beyond.any():
                     ax.scatter([len(axes) - 1] * int(beyond.sum()), [edge] * int(beyond.sum()), marker=marker, s=36,
                                color="0.4", edgecolor="black", linewidth=0.5, zorder=4, clip_on=False)
-            # Worst first, so the best lines are drawn on top.
+            # Worst first, so the best lines are drawn on top; all but the best as one collection (an artist per
+            # trial made a run of thousands of trials take many seconds to draw).
             order = sorted(range(len(trials)), key=lambda i: trials[i]["metric"], reverse=(data["mode"] == "min"))
-            for rank, i in enumerate(order):
-                top = rank == len(order) - 1
-                ax.plot(range(len(axes)), ys[i], color=cmap(norm(trials[i]["metric"])), linewidth=3 if top else 1.3,
-                        alpha=1 if top else 0.75, marker="o" if len(axes) == 1 else None)
+            *rest, top = order
+            xs = np.arange(len(axes), dtype=float)
+            if len(axes) == 1:  # one axis: a dot per trial
+                ax.scatter(np.zeros(len(rest)), ys[rest, 0], s=36, color=cmap(norm([trials[i]["metric"] for i in rest])), alpha=0.75)
+                ax.scatter([0.0], ys[top, :1], s=36, color=cmap(norm(trials[top]["metric"])), zorder=3)
+            else:
+                ax.add_collection(LineCollection([np.column_stack([xs, ys[i]]) for i in rest], colors=cmap(norm([trials[i]["metric"] for i in rest])),
+                                                 linewidths=1.3 if len(rest) <= DENSE_LINES else 0.7, alpha=0.75))
+                ax.plot(xs, ys[top], color=cmap(norm(trials[top]["metric"])), linewidth=3)
             _draw_axes(ax, axes)
             ax.set_title(f"{panel['family']} ({len(trials)} trials)", loc="left", fontsize=10, color=colors.get(panel["family"], "black"))
         fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axs, label=data["metric"], pad=0.01)

@@ -44,7 +44,18 @@ def _best_line(best: dict | None) -> str:
         return '<p class="note">No exported best model yet: the test metric appears once the run has finished.</p>'
     shown = ", ".join(f"{k} <b>{v:.4g}</b>" for k, v in best["metrics"].items())
     return (f'<p class="best">Best model: trial <b>{html.escape(best["trial_id"])}</b> ({html.escape(best["family"])}), '
-            f"epoch {best['epoch']}: {shown}.</p>")
+            f"epoch {best['epoch']}: {shown}.</p>") + _steps_table(best.get("per_step") or {})
+
+
+def _steps_table(per_step: dict[str, list[float]]) -> str:
+    """A forecast over a horizon: the best model's error at each step (validation and test), one column a step."""
+    names = [k for k in ("val_rmse", "test_rmse", "val_mae", "test_mae") if per_step.get(k)]
+    if not names:
+        return ""
+    steps = len(per_step[names[0]])
+    head = "<tr><th>error at step</th>" + "".join(f"<th>{h + 1}</th>" for h in range(steps)) + "</tr>"
+    rows = "".join(f"<tr><td>{n}</td>" + "".join(f'<td class="num">{v:.4g}</td>' for v in per_step[n]) + "</tr>" for n in names)
+    return f"<table>{head}{rows}</table>"
 
 
 def _cells(row: dict, columns: list[str]) -> str:

@@ -1,0 +1,145 @@
+"""Data that costs what it weighs: a 40 MB corpus (generated from this Python's standard library, not committed)
+as compact ids, its windows views of them, its ids prepared once into a memory-mapped cache that a second
+preparation, a pickle (Ray's object store) and the trials reuse, and a search on it that trains."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.big_corpus import write_corpus
+from trainables.objectives import Objective
+from trainables.tasks import TASKS
+from trainables.tasks.base import ModelSpec, Split, TaskData, Windows
+from trainables.tasks.charlm import SAMPLE_CHARS, CharLMTask
+from trainables.tasks.corpus import CACHE_ENV, MAP_BYTES, id_dtype
+from trainables.training import (
+    DeviceData,
+    TrialConfig,
+    build_trial,
+    run_epoch,
+    split_metrics,
+    train_epoch,
+)
+
+MB = 1_000_000
+MLP = TrialConfig.from_tune({"arch": {"family": "mlp", "model": {"hidden_size": 32, "context": 4}}, "lr": 3e-3, "batch_size": 64})
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A 40 MB text of the standard library's sources: over 256 distinct characters, so uint16 ids (80 MB, above
+    the cache's threshold)."""
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "big.txt", 40 * MB)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _load(path, **options):
+    return TASKS["charlm"].load(CharLMTask(kind="charlm", data=str(path), **options))
+
+
+def test_ids_are_compact_and_windows_are_views_of_them(corpus, cache):
+    data = _load(corpus)
+    train = data.splits["train"]
+    assert isinstance(train, Windows) and train.ids.dtype == id_dtype(data.spec.in_features) == np.uint16
+    assert train.ids.nbytes + data.splits["val"].ids.nbytes + data.splits["test"].ids.nbytes < 2.01 * 40 * MB
+    for split in data.splits.values():
+        x, y = split.x, split.y
+        assert np.shares_memory(x, y) and np.shares_memory(x, split.ids), "inputs and targets are views of the ids"
+        assert (x[:, 1:] == y[:, :-1]).all() and (y[:-1, -1] == x[1:, 0]).all(), "targets are the inputs shifted by one"
+    # The splits are contiguous blocks: validation's first input is training's last target.
+    assert data.splits["val"].x[0, 0] == train.y[-1, -1]
+
+
+def test_a_large_corpus_is_prepared_once_into_a_mapped_cache(corpus, cache):
+    first = _load(corpus)
+    assert first.splits["train"].ids.nbytes > MAP_BYTES / 2
+    path, *_ = first.splits["train"].mapped
+    assert isinstance(first.splits["train"].ids, np.memmap) and str(cache) in path
+    assert "read 40.0 MB" in first.prepared and "memory-mapped" in first.prepared and "uint16" in first.prepared
+    written = (cache / path.rsplit("/", 1)[-1]).stat().st_mtime_ns
+    again = _load(corpus)
+    assert "mapped from the cache" in again.prepared, "the second preparation reads no text"
+    assert again.splits["train"].mapped[0] == path and (cache / path.rsplit("/", 1)[-1]).stat().st_mtime_ns == written
+    assert np.array_equal(again.splits["test"].ids, first.splits["test"].ids)
+    # A pickle (how the trials receive it through Ray's object store) carries the file's name, not its ids.
+    blob = pickle.dumps(again)
+    assert len(blob) < 2 * MB
+    back = pickle.loads(blob).splits["val"]
+    assert isinstance(back.ids, np.memmap) and np.array_equal(back.ids, again.splits["val"].ids)
+    assert np.array_equal(back.sample, again.splits["val"].sample)
+    # Another max_chars is another corpus: its own key, prepared in memory (below the threshold).
+    small = _load(corpus, max_chars=1_000_000)
+    assert small.splits["train"].mapped is None and len(list(cache.glob("*.npy"))) == 1
+
+
+def test_a_search_validates_on_a_fixed_sample_and_trains_on_compact_ids(corpus, cache):
+    data = pickle.loads(pickle.dumps(_load(corpus)))  # as a trial receives it
+    val = data.splits["val"]
+    assert len(val.sample) == SAMPLE_CHARS // 64 < len(val) and (np.diff(val.sample) > 0).all()
+    assert "validation on a seeded sample of 31,250 of" in data.summary()
+    staged = DeviceData.stage(data, torch.device("cpu"))
+    assert staged.splits["train"].ids.dtype == torch.int16, "uint16 ids staged as their bit pattern, not widened"
+    assert np.shares_memory(staged.splits["train"].ids.numpy(), data.splits["train"].ids), "the trial maps, no copy"
+    x, y = staged.splits["val"].batch(torch.tensor([0, len(val) - 1]))
+    assert x.dtype == torch.int64 and int(x.max()) < data.spec.in_features
+    assert torch.equal(x, torch.as_tensor(val.x[[0, -1]].astype(np.int64)))
+    assert torch.equal(y, torch.as_tensor(val.y[[0, -1]].astype(np.int64)))
+    state = build_trial(MLP, data.spec, torch.device("cpu"), seed=0, max_epochs=2)
+    first = train_epoch(state, staged, Objective(data.objective), max_steps=20)
+    assert first["train_loss"] < np.log(data.spec.in_features), "it learns from the mapped, compact ids"
+
+
+def test_a_search_validates_on_its_fixed_sample_the_whole_split_otherwise():
+    rng = np.random.default_rng(0)
+    val = Windows(rng.integers(0, 10, 3 * 40 + 1).astype(np.uint8), 3, sample=np.array([1, 5, 6, 30]))
+    data = TaskData("charlm", ModelSpec("tokens", 10, 10, seq_len=3, per_step=True), {"train": val, "val": val, "test": val},
+                    {"name": "bpc"}, "val_bpc", "min")
+    only = Split(val.x[val.sample].astype(np.int64), val.y[val.sample].astype(np.int64))
+    alone = TaskData("charlm", data.spec, {"train": only, "val": only, "test": only}, data.objective, "val_bpc", "min")
+    model, objective = build_trial(MLP, data.spec, torch.device("cpu"), seed=0, max_epochs=1).model, Objective(data.objective)
+    staged = DeviceData.stage(data, torch.device("cpu"))
+    sampled = split_metrics(model, staged, "val", objective, sampled=True)
+    assert sampled == split_metrics(model, DeviceData.stage(alone, torch.device("cpu")), "val", objective)
+    assert sampled != split_metrics(model, staged, "val", objective), "the whole split unless sampled (the exported best)"
+    assert run_epoch(build_trial(MLP, data.spec, torch.device("cpu"), seed=0, max_epochs=1), staged, objective,
+                     "val_bpc")["val_bpc"] == pytest.approx(sampled["val_bpc"], rel=0.2)
+
+
+def test_widening_restores_uint16_ids_above_the_int16_range():
+    ids = np.array([0, 40000, 65535, 1, 300, 65000, 7], dtype=np.uint16)
+    staged = DeviceData.stage(_windows_data(ids), torch.device("cpu"))
+    x, y = staged.splits["train"].rows(0, 2)
+    assert x.tolist() == [[0, 40000, 65535], [1, 300, 65000]] and y.tolist() == [[40000, 65535, 1], [300, 65000, 7]]
+
+
+def _windows_data(ids):
+    w = Windows(ids, 3)
+    return TaskData("charlm", ModelSpec("tokens", 65536, 65536, seq_len=3, per_step=True), {"train": w, "val": w, "test": w},
+                    {"name": "bpc"}, "val_bpc", "min")
+
+
+@pytest.mark.slow
+def test_a_search_on_a_mapped_corpus_trains(corpus, cache, ray_session, tmp_path):
+    from conftest import tiny_config
+
+    import orchestrator
+
+    config = tiny_config(tmp_path / "runs", num_samples=2, max_concurrent=2,
+                         task={"kind": "charlm", "data": str(corpus), "steps_per_epoch": 5},
+                         scheduler={"kind": "fifo", "max_epochs": 1})
+    run = orchestrator.run(config)
+    rows = run.dataframe()
+    assert len(rows) == 2 and rows["val_bpc_best"].notna().all()
+    assert next(cache.glob("*.npy")).stat().st_size > MAP_BYTES, "the trials mapped the cache the driver prepared"
+    # The search's figure is the validation sample's; the exported best is evaluated on the whole split.
+    best = run.best_model().metrics
+    assert best["val_bpc"] == pytest.approx(rows["val_bpc_best"].min(), rel=0.05) and "test_bpc" in best
