@@ -70,20 +70,19 @@ SHAPES = {
 
 
 def experiment(shape: Shape, name: str, storage: Path) -> dict[str, Any]:
-    """The resolved experiment.yaml of the simulated search (what the runner writes: every key, the space inline)."""
+    """The resolved experiment.yaml of the simulated search, as the runner writes it: the config with every key
+    (`ExperimentConfig`'s own dump, so a key added there is here too), the space inline, metric and mode."""
+    from orchestrator.experiment.config import ExperimentConfig
+
     space = yaml.safe_load(SPACE_FILE.read_text())
     space.pop("points", None)
-    scheduler = ({"max_epochs": 1, "kind": "fifo"} if len(shape.rungs) == 1 else
-                 {"max_epochs": shape.max_epochs, "kind": "asha", "grace_period": shape.rungs[0],
-                  "reduction_factor": float(shape.reduction_factor), "promote": True})
-    return {
-        "name": name, "task": {"data": None, "val_fraction": 0.1, "test_fraction": 0.1, "steps_per_epoch": None, "kind": "charlm",
-                               "seq_len": 64, "max_chars": None},
-        "search_space": space, "searcher": "hyperopt", "scheduler": scheduler, "num_samples": shape.trials,
-        "max_concurrent": shape.max_concurrent, "resources": {"cpu": 1.0, "gpu": 0.0, "workers": 1}, "checkpoint": {"keep": 1},
-        "metric": C.BPC, "mode": "min", "seed": 0, "storage": str(storage), "time_budget_s": None, "budget": None,
-        "max_failures": 1, "points_to_evaluate": [], "loggers": [], "warm_start": "portfolio",
-    }
+    scheduler = ({"kind": "fifo", "max_epochs": 1} if len(shape.rungs) == 1 else
+                 {"kind": "asha", "max_epochs": shape.max_epochs, "grace_period": shape.rungs[0], "reduction_factor": shape.reduction_factor})
+    config = ExperimentConfig(name=name, task={"kind": "charlm", "seq_len": 64}, search_space="charlm", scheduler=scheduler,
+                              num_samples=shape.trials, max_concurrent=shape.max_concurrent, checkpoint={"keep": 1})
+    resolved = config.model_dump(mode="json")
+    resolved.update(storage=str(storage), search_space=space, metric=C.BPC, mode="min")
+    return resolved
 
 
 def _curve(rng: np.random.Generator, config: dict[str, Any], epochs: int) -> list[float]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,46 @@ def test_scaling_trains_the_spaces_largest_transformer_on_one_and_two_workers(tm
     assert [r["workers"] for r in record["runs"]] == [1, 2]
     assert all(r["samples_per_s"] > 0 and r["device"] == "cpu" for r in record["runs"])
     assert "| 2 |" in (tmp_path / "scaling-cpu.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_big_race_runs_every_contender_on_one_file_in_one_budget(tmp_path):
+    """The large-corpus case on a tiny generated corpus and budget: every contender ends an epoch within it, and
+    each best model is scored by the referee on the same validation windows."""
+    from benchmarks.big_corpus import write_corpus
+
+    corpus = write_corpus(tmp_path / "small.txt", 300_000)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.harness", "--size", "big", "--corpus", str(corpus), "--budget", "40s",
+         "--epoch-steps", "20", "--out", str(tmp_path / "out")],
+        cwd=REPO, capture_output=True, text=True, timeout=580,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads((tmp_path / "out" / "big-40s-steps20.json").read_text())
+    assert set(record["runs"]) == {"orchestrator", "plain", "optuna"}
+    assert record["workload"]["corpus"] == "small.txt"  # no path of the machine in a results file
+    for name, (run,) in record["runs"].items():
+        assert run["epochs"] >= 1 and math.isfinite(run["best"]) and math.isfinite(run["referee"]), name
+        assert run["pss_mb"] > 0 and run["rss_mb"] >= run["pss_mb"], name
+        assert "model" not in run, name
+    assert record["runs"]["orchestrator"]["plan"]["steps_per_epoch"], "a planned search of a budget"
+    table = (tmp_path / "out" / "big-40s-steps20.md").read_text()
+    assert "| best val_bpc, scored on the same validation windows |" in table and "Machine:" in table
+
+
+def test_big_race_reads_a_stopped_contender_from_its_progress(tmp_path):
+    """A contender stopped by force is reported from the epochs it had reported, and the table says so."""
+    from benchmarks import big_race
+
+    lines = [{"t": 30.0, "trial": "a", "value": 3.1, "step_s": 20.0}, {"t": 50.0, "trial": "b", "value": 2.9, "step_s": 18.0}]
+    (tmp_path / "progress.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    result = big_race.from_progress(tmp_path, 270.0)
+    assert (result["trials"], result["epochs"], result["best"], result["killed"]) == (2, 2, 2.9, True)
+    assert result["curve"] == [[30.0, 3.1], [50.0, 2.9]] and result["model"] is None
+    empty = big_race.from_progress(tmp_path / "none", 270.0)
+    text = big_race.table({"plain": [{**result, "first_s": 30.0, "pss_mb": 1.0, "rss_mb": 2.0}],
+                           "optuna": [{**empty, "first_s": None, "pss_mb": 1.0, "rss_mb": 2.0}]})
+    assert "| best val_bpc by its own validation | 2.9000 | none |" in text
+    assert "stopped by force at 270 s" in text
+    assert big_race.tree_memory(os.getpid())[0] > 0  # this process's own memory, read from /proc

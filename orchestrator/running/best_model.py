@@ -32,6 +32,7 @@ class BestModel:
     metrics: dict[str, float]
     path: Path
     per_step: dict[str, list[float]] = field(default_factory=dict)
+    evaluated_on: str | None = None  # a sampled export: what it evaluated on (`sampled_note`); None: the whole splits
 
 
 def _candidates(trials: list[R.TrialRecord], metric: str, mode: str) -> list[tuple[float, R.TrialRecord, dict, Path]]:
@@ -83,15 +84,25 @@ def _load_first_readable(candidates, data: TaskData, run_dir: Path, *, quiet: bo
     raise UserError(f"{run_dir}: none of the {len(candidates)} checkpoints could be read")
 
 
-def _evaluate(model, data: TaskData) -> dict[str, float]:
-    """Validation and test loss and every task metric of `model` (val_loss, val_accuracy, ..., test_accuracy, ...)."""
+def _evaluate(model, data: TaskData, sampled: bool = False) -> dict[str, float]:
+    """Validation and test loss and every task metric of `model` (val_loss, val_accuracy, ..., test_accuracy, ...), on
+    the whole splits, or with `sampled` on the seeded samples a large split has (`sampled_note`)."""
     import torch
 
     from trainables.objectives import Objective
     from trainables.training import DeviceData, split_metrics
 
     staged, objective = DeviceData.stage(data, torch.device("cpu")), Objective(data.objective)
-    return {**split_metrics(model, staged, "val", objective), **split_metrics(model, staged, "test", objective)}
+    return {**split_metrics(model, staged, "val", objective, sampled=sampled),
+            **split_metrics(model, staged, "test", objective, sampled=sampled)}
+
+
+def sampled_note(data: TaskData) -> str | None:
+    """What a sampled export evaluated on ("a seeded sample of ... windows of each split"), None when no split is sampled."""
+    sizes = {name: (len(s.sample), len(s)) for name, s in data.splits.items() if getattr(s, "sample", None) is not None}
+    if not sizes:
+        return None
+    return "seeded samples: " + ", ".join(f"{name} {k:,} of {n:,} windows" for name, (k, n) in sizes.items())
 
 
 def _per_step(model, data: TaskData) -> dict[str, list[float]]:
@@ -112,10 +123,11 @@ def _per_step(model, data: TaskData) -> dict[str, list[float]]:
 
 
 def export_best(run_dir: Path, data: TaskData, metric: str, mode: str, out_path: Path | None = None,
-                trials: list[R.TrialRecord] | None = None) -> BestModel:
+                trials: list[R.TrialRecord] | None = None, sampled: bool = False) -> BestModel:
     """Evaluates the best kept checkpoint of the run on validation and test, and writes `best/` (or `out_path`).
 
-    `trials`: the run's trials when the caller has just read them."""
+    `trials`: the run's trials when the caller has just read them; `sampled`: evaluate a large split on its seeded
+    sample (a run bound by a time budget, whose export must fit it), as `best/metrics.json` then says."""
     from trainables.export import save_model
 
     candidates = _candidates(trials if trials is not None else R.load_trials(run_dir), metric, mode)
@@ -123,7 +135,8 @@ def export_best(run_dir: Path, data: TaskData, metric: str, mode: str, out_path:
         raise UserError(f"{run_dir}: no checkpoint with a {metric} value to export yet")
     model, config, trial, meta, path = _load_first_readable(candidates, data, run_dir)
     data = data.variant(config.task)  # a searched window: the trial's own samples and scalers
-    metrics, per_step = _evaluate(model, data), _per_step(model, data)
+    metrics, per_step = _evaluate(model, data, sampled), _per_step(model, data)
+    note = sampled_note(data) if sampled else None
     best_dir = run_dir / R.BEST_DIR
     model_path = out_path or best_dir / R.MODEL_FILE
     save_model(
@@ -134,12 +147,12 @@ def export_best(run_dir: Path, data: TaskData, metric: str, mode: str, out_path:
     if out_path is None:
         record = {"trial_id": trial.trial_id, "trial_dir": str(trial.path), "checkpoint": str(path), "epoch": meta["epoch"],
                   "family": config.family, "hyperparameters": config.flat(), "metric": metric, "mode": mode, "metrics": metrics,
-                  **({"per_step": per_step} if per_step else {})}
+                  **({"per_step": per_step} if per_step else {}), **({"evaluated_on": note} if note else {})}
         write_text_atomic(best_dir / R.METRICS_FILE, json.dumps(record, indent=2))
         resolved = R.read_experiment(run_dir)
         resolved["best_trial"] = {"trial_id": trial.trial_id, "config": trial.config}
         write_text_atomic(best_dir / R.EXPERIMENT_FILE, yaml.safe_dump(resolved, sort_keys=False))
-    return BestModel(trial, meta["epoch"], metrics, model_path, per_step)
+    return BestModel(trial, meta["epoch"], metrics, model_path, per_step, note)
 
 
 @dataclass

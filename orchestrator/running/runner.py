@@ -164,7 +164,8 @@ def _finish(setup, run_dir: Path, p: Prepared, out: TextIO, store: Storage | Non
     not_started = max(0, setup.num_trials - len(trials)) if ctrl_c else 0
     exportable = any(t.best(p.metric, p.mode) is not None for t in trials)
     ended.status = 130 if interrupted or not_started else 0 if exportable else 1
-    best = export_best(run_dir, p.data, p.metric, p.mode, trials=trials) if exportable else None
+    # A budgeted run's export fits its budget: a large split is evaluated on its seeded sample (and says so).
+    best = export_best(run_dir, p.data, p.metric, p.mode, trials=trials, sampled=p.plan is not None) if exportable else None
     max_epochs = p.exp.config.scheduler.max_epochs
     own_class = best is not None and best.trial.family in p.exp.space.models
     console.summarize(run_dir, TASKS[p.data.kind], trials, best, p.data.metric, max_epochs, elapsed, out, own_class=own_class)

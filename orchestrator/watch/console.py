@@ -102,6 +102,8 @@ def summarize(run_dir: Path, task, trials: list[R.TrialRecord], best, task_metri
     if others:
         pairs = ", ".join(f"{k.removeprefix('val_')} {best.metrics[k]:.4g} / {best.metrics[C.test_key(k)]:.4g}" for k in others)
         print(f"  also (validation / test): {pairs}", file=out)
+    if getattr(best, "evaluated_on", None):
+        print(f"  (evaluated on {best.evaluated_on}: the budget bounds the export too)", file=out)
     for line in step_lines(getattr(best, "per_step", None) or {}):
         print(f"  {line}", file=out)
     for line in baseline_lines(R.read_run(run_dir).baselines(), task_metric, C.MODES.get(task_metric, "min"), best.metrics[task_metric]):

@@ -219,7 +219,8 @@ class TaskData:
             return ""
         n, seq_len = len(val), getattr(val, "seq_len", 1)
         return (f"; validation on a seeded sample of {len(sample):,} of {n:,} windows ({_mb(len(sample) * seq_len)} of "
-                f"{_mb(n * seq_len)} characters) during the search, the exported best on all of it")
+                f"{_mb(n * seq_len)} characters) during the search, the exported best on all of it (on samples of "
+                "validation and test when a --budget bounds the run)")
 
 
 def _mb(count: int) -> str:

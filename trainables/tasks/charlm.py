@@ -105,7 +105,9 @@ def load(options: CharLMTask) -> TaskData:
     cut_test = (n_train + n_val) * seq_len
     bounds = {"train": (0, cut_val + 1), "val": (cut_val, cut_test + 1), "test": (cut_test, chars)}
     splits = {
-        name: Windows(ids[a:b], seq_len, sample=validation_sample(n_val, seq_len) if name == "val" else None,
+        # Validation and test each have their seeded sample: the search validates on the first, and an export bound
+        # by a time budget evaluates on both (`export_best(sampled=True)`).
+        name: Windows(ids[a:b], seq_len, sample={"val": validation_sample(n_val, seq_len), "test": validation_sample(n_test, seq_len, 1)}.get(name),
                       mapped=(corpus.mapped, a, b) if corpus.mapped else None)
         for name, (a, b) in bounds.items()
     }
