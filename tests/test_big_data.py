@@ -143,3 +143,26 @@ def test_a_search_on_a_mapped_corpus_trains(corpus, cache, ray_session, tmp_path
     # The search's figure is the validation sample's; the exported best is evaluated on the whole split.
     best = run.best_model().metrics
     assert best["val_bpc"] == pytest.approx(rows["val_bpc_best"].min(), rel=0.05) and "test_bpc" in best
+
+
+def test_a_budget_validates_on_a_smaller_sample_when_validation_would_eat_it(corpus, cache, tmp_path):
+    """A 3-minute budget leaves an epoch's validation 3 s: validation costed at 12 s on 2M characters is cut to 500k
+    characters (`task.sample_chars`, kept in the config for a resume), the same seeded draw as loading with it, and
+    the validation and export costs scale with it. A budget with room keeps the sample."""
+    from orchestrator.experiment.load import experiment_from_mapping
+    from orchestrator.running.prepare import Prepared
+    from orchestrator.search.budget import _smaller_sample
+    from orchestrator.search.cost_probe import Costs
+
+    exp = experiment_from_mapping({"task": {"kind": "charlm", "data": str(corpus)}}, tmp_path / "exp.yaml")
+    p = Prepared(exp, _load(corpus), "val_bpc", "min")
+    costs = Costs(epoch={"mlp": 20.0}, validate={"mlp": 12.0, "lstm": 6.0}, steps=100, export_s=24.0)
+    smaller, config, scaled = _smaller_sample(p, costs, budget_s=180.0)
+    assert config.task.sample_chars == 500_000 and smaller.exp.config.task.sample_chars == 500_000
+    direct = _load(corpus, sample_chars=500_000)
+    for split in ("val", "test"):
+        assert len(smaller.data.splits[split].sample) == 500_000 // 64
+        assert np.array_equal(direct.splits[split].sample, smaller.data.splits[split].sample)
+    assert scaled.validate["mlp"] == pytest.approx(12.0 * (500_000 // 64) / (SAMPLE_CHARS // 64))
+    assert scaled.export_s < costs.export_s and scaled.epoch == costs.epoch
+    assert _smaller_sample(p, costs, budget_s=3600.0)[0] is p, "an hour's budget has room for the default sample"

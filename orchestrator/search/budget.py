@@ -208,6 +208,33 @@ def _too_small(budget_s: float, left: float, epoch_s: float, worst_s: float, ste
             f"{clock_text(budget_s)} holds no search of two trials; give at least {clock_text(math.ceil(need * 1.05))}")
 
 
+# A sampled validation may take at most this share of the budget per epoch: every epoch of every trial pays it, and a
+# short budget's epochs are short (a 3m budget: 3 s). Never fewer than MIN_SAMPLE_CHARS characters (a bpc estimate's
+# standard error stays near 0.01 bits there).
+VALIDATE_SHARE, MIN_SAMPLE_CHARS = 1 / 60, 100_000
+
+
+def _smaller_sample(p, costs, budget_s: float):
+    """(p, its config, costs) with a sampled validation made smaller when its cost per epoch is over VALIDATE_SHARE of
+    the budget (`task.sample_chars`, written to the run's experiment.yaml, so a resume validates alike)."""
+    from dataclasses import replace
+
+    from trainables.tasks.charlm import with_sample_chars
+
+    c, val = p.exp.config, p.data.splits["val"]
+    slowest, sample = max(costs.validate.values(), default=0.0), getattr(val, "sample", None)
+    if sample is None or "sample_chars" not in type(c.task).model_fields or slowest <= budget_s * VALIDATE_SHARE:
+        return p, c, costs
+    chars = max(MIN_SAMPLE_CHARS, int(c.task.sample_chars * budget_s * VALIDATE_SHARE / slowest))
+    if chars >= c.task.sample_chars:
+        return p, c, costs
+    config = c.model_copy(update={"task": c.task.model_copy(update={"sample_chars": chars})})
+    data = with_sample_chars(p.data, chars)
+    scale = len(data.splits["val"].sample) / len(sample)
+    costs = replace(costs, validate={f: v * scale for f, v in costs.validate.items()}, export_s=costs.export_s * scale)
+    return replace(p, exp=replace(p.exp, config=config), data=data), config, costs
+
+
 def apply(p, began: float, concurrency: int):
     """The prepared experiment with its search sized to its `budget` (probed now), and the plan; the budget counts
     from `began` (time.monotonic() when the command started)."""
@@ -226,6 +253,7 @@ def apply(p, began: float, concurrency: int):
     costs = probe(p.exp.space, p.data.spec, len(splits["train"]), n_validate=len(splits["val"]) if sample is None else len(sample),
                   n_export=n_export, seed=c.seed, threads=int(c.resources.cpu),
                   max_steps=c.task.steps_per_epoch)
+    p, c, costs = _smaller_sample(p, costs, budget_s)
     # N data-parallel workers each train 1/N of an epoch: an ideal-scaling guess (the gradient exchange costs
     # some), which the trial-count ceiling and the time budget absorb. One of them validates.
     costs = replace(costs, epoch={family: seconds / c.resources.workers for family, seconds in costs.epoch.items()})

@@ -38,6 +38,8 @@ class CharLMTask(TaskBase):
     kind: Literal["charlm"]
     seq_len: int = Field(64, ge=2, le=4096)
     max_chars: Optional[int] = Field(None, ge=100, description="use only the first max_chars characters of the corpus")
+    sample_chars: int = Field(SAMPLE_CHARS, ge=10_000, description="a larger validation split is validated on a seeded "
+                              "sample of this many characters each epoch (a --budget may lower it to fit)")
 
 
 def builtin_corpus() -> str:
@@ -62,13 +64,29 @@ def read_corpus(data: str | None, max_chars: Optional[int] = None) -> tuple[Corp
         raise DataError(f"task.data: cannot read '{path}': {exc}") from exc
 
 
-def validation_sample(n_windows: int, seq_len: int, seed: int = 0) -> Optional[np.ndarray]:
-    """The windows a search validates on: all of them (None) up to SAMPLE_CHARS characters, else a fixed, seeded
-    subset of that size, sorted (the same for every trial and epoch, so their values compare)."""
-    k = SAMPLE_CHARS // seq_len
+def validation_sample(n_windows: int, seq_len: int, seed: int = 0, chars: int = SAMPLE_CHARS) -> Optional[np.ndarray]:
+    """The windows a search validates on: all of them (None) up to `chars` characters, else a fixed, seeded subset of
+    that size, sorted (the same for every trial and epoch, so their values compare)."""
+    k = max(1, chars // seq_len)
     if n_windows <= k:
         return None
     return np.sort(np.random.default_rng(seed).choice(n_windows, size=k, replace=False))
+
+
+def _samples(n_val: int, n_test: int, seq_len: int, chars: int) -> dict[str, Optional[np.ndarray]]:
+    """The seeded samples of validation and test (None for a split within `chars`)."""
+    return {"val": validation_sample(n_val, seq_len, 0, chars), "test": validation_sample(n_test, seq_len, 1, chars)}
+
+
+def with_sample_chars(data: TaskData, chars: int) -> TaskData:
+    """Loaded charlm data validated on samples of `chars` characters instead (the budget's choice), without reading
+    the corpus again: the same seeded draw as loading with `task.sample_chars: chars` gives."""
+    from dataclasses import replace
+
+    val, test = data.splits["val"], data.splits["test"]
+    samples = _samples(len(val), len(test), val.seq_len, chars)
+    return replace(data, splits={**data.splits, "val": replace(val, sample=samples["val"]),
+                                 "test": replace(test, sample=samples["test"])})
 
 
 def _longest_window(chars: int, options: CharLMTask, shortest: int = 8) -> int | None:
@@ -107,7 +125,7 @@ def load(options: CharLMTask) -> TaskData:
     splits = {
         # Validation and test each have their seeded sample: the search validates on the first, and an export bound
         # by a time budget evaluates on both (`export_best(sampled=True)`).
-        name: Windows(ids[a:b], seq_len, sample={"val": validation_sample(n_val, seq_len), "test": validation_sample(n_test, seq_len, 1)}.get(name),
+        name: Windows(ids[a:b], seq_len, sample=_samples(n_val, n_test, seq_len, options.sample_chars).get(name),
                       mapped=(corpus.mapped, a, b) if corpus.mapped else None)
         for name, (a, b) in bounds.items()
     }
