@@ -32,22 +32,8 @@ def save_model(path: str | Path, *, family: str, model_config: dict, train_confi
                families: Mapping[str, Family] | None = None) -> None:
     """Writes the exported model file atomically. `families`: the registry holding a user's family (see
     `trainables.models.registry_for`); its class is recorded as `module:Class`, never as code."""
-    record = (families or MODELS)[family]
-    payload = {
-        "format": FORMAT,
-        "family": family,
-        "model_config": record.make_config(model_config),  # every value, defaults included
-        **model_reference(record),
-        "train_config": train_config,
-        "spec": dataclasses.asdict(spec),
-        "task": task,
-        "objective": objective,
-        "metric": metric,
-        "preprocessing": preprocessing,
-        "metrics": metrics,
-        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
-    }
-    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
+    _write(path, {**_member(family, model_config, state_dict, families), "train_config": train_config}, spec=spec, task=task,
+           objective=objective, metric=metric, preprocessing=preprocessing, metrics=metrics)
 
 
 ENSEMBLE = "ensemble"  # the family an exported ensemble is recorded as; its members carry their own
@@ -60,29 +46,24 @@ def save_ensemble(path: str | Path, *, members: list[dict[str, Any]], weights: l
     family, config, class reference and weights, plus their weights; `load_model` rebuilds it as one module.
 
     `members`: dicts with "family", "model_config", "state_dict" and "trial_id"."""
-    registry = families or MODELS
-    payload = {
-        "format": FORMAT,
-        "family": ENSEMBLE,
-        "model_config": {"members": [m["family"] for m in members], "weights": [float(w) for w in weights],
-                         "trial_ids": [m["trial_id"] for m in members]},
-        "model_class": None,
-        "model_file": None,
-        "members": [
-            {"family": m["family"], "model_config": registry[m["family"]].make_config(m["model_config"]),
-             **model_reference(registry[m["family"]]), "trial_id": m["trial_id"],
-             "state_dict": {k: v.detach().cpu() for k, v in m["state_dict"].items()}}
-            for m in members
-        ],
-        "train_config": {},
-        "spec": dataclasses.asdict(spec),
-        "task": task,
-        "objective": objective,
-        "metric": metric,
-        "preprocessing": preprocessing,
-        "metrics": metrics,
-        "state_dict": {},
-    }
+    model = {"family": ENSEMBLE, "model_class": None, "model_file": None, "train_config": {}, "state_dict": {},
+             "model_config": {"members": [m["family"] for m in members], "weights": [float(w) for w in weights],
+                              "trial_ids": [m["trial_id"] for m in members]},
+             "members": [{**_member(m["family"], m["model_config"], m["state_dict"], families), "trial_id": m["trial_id"]}
+                         for m in members]}
+    _write(path, model, spec=spec, task=task, objective=objective, metric=metric, preprocessing=preprocessing, metrics=metrics)
+
+
+def _member(family: str, model_config: dict, state_dict: dict, families: Mapping[str, Family] | None) -> dict[str, Any]:
+    """One model as a file holds it: its family, every config value (defaults included), its class, its weights."""
+    record = (families or MODELS)[family]
+    return {"family": family, "model_config": record.make_config(model_config), **model_reference(record),
+            "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}}
+
+
+def _write(path: str | Path, model: dict[str, Any], *, spec: ModelSpec, **task: Any) -> None:
+    """The file: its format, the model (or ensemble), and what it needs to read raw data (spec, task, preprocessing)."""
+    payload = {"format": FORMAT, **model, "spec": dataclasses.asdict(spec), **task}
     atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
 
 
