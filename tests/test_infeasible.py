@@ -102,3 +102,23 @@ def test_infeasible_trials_end_as_such_and_the_searcher_draws_them_less(tmp_path
     late = sum(not feasible(t.config) for t in records[half:])
     print(f"infeasible trials: {early} of the first {half}, {late} of the last {trials - half}")
     assert late <= early, (early, late)
+
+
+def test_optuna_learns_an_infeasible_trial_as_a_violated_constraint():
+    """Optuna's own way: a trial that could not run is marked infeasible (a constraint above 0), so its TPE keeps it
+    out of the good group whatever value it reported; a taught earlier trial (extend, given points) likewise."""
+    from orchestrator.search.searchers import SEARCHERS
+    from orchestrator.search.warm_start import Evaluated
+    from search_spaces import parse_space
+    from trainables import constants as C
+
+    space = parse_space({"families": {"mlp": {"hidden_size": {"choice": [8, 16]}}}, "train": {"lr": {"loguniform": [1e-3, 1e-2]}}},
+                        "space")
+    searcher = SEARCHERS["optuna"].build(space, "val_rmse", "min", 0, 10)
+    config = searcher.suggest("t1")
+    searcher.on_trial_complete("t1", {C.INFEASIBLE: "building the model: refused", "val_rmse": C.DIVERGED_PENALTY})
+    searcher.suggest("t2")
+    searcher.on_trial_complete("t2", {"val_rmse": 3.0})
+    SEARCHERS["optuna"].learn(searcher, space, Evaluated(config, C.DIVERGED_PENALTY, 0, infeasible=True))
+    trials = searcher._ot_study.trials
+    assert [t.constraints for t in trials] == [{"infeasible": 1.0}, {}, {"infeasible": 1.0}]

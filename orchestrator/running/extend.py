@@ -36,7 +36,7 @@ def earlier_trials(run_dir: Path, metric: str) -> list:
         last = reported_value(trial.rows[-1], metric) if trial.rows else None
         if last is not None:
             curve = tuple((r["training_iteration"], v) for r in trial.rows if (v := reported_value(r, metric)) is not None)
-            found.append(Evaluated(trial.config, last, trial.epochs, curve))
+            found.append(Evaluated(trial.config, last, trial.epochs, curve, infeasible=bool(trial.infeasible)))
     return found
 
 

@@ -18,6 +18,8 @@ from typing import Any, Callable, Optional
 
 from ray.tune.search import Searcher as TuneSearcher
 
+from trainables import constants as C
+
 
 @dataclass(frozen=True)
 class Evaluated:
@@ -27,6 +29,7 @@ class Evaluated:
     value: float
     epochs: int
     curve: tuple = ()  # (epoch, value) of each epoch it ran: what a scheduler's rungs record
+    infeasible: bool = False  # its configuration could not run (`value` is then the worst value)
 
 
 class Wrapper(TuneSearcher):
@@ -106,4 +109,5 @@ class WarmStart(Wrapper):
             return
         config = self.served.pop(trial_id)
         if result and not error and isinstance(result.get(self.metric), (int, float)):
-            self._teach(Evaluated(config, float(result[self.metric]), int(result.get("training_iteration", 0))))
+            self._teach(Evaluated(config, float(result[self.metric]), int(result.get("training_iteration", 0)),
+                                  infeasible=bool(result.get(C.INFEASIBLE))))

@@ -13,6 +13,9 @@ from orchestrator.search.searchers.base import (
     startup_trials,
 )
 from search_spaces import SearchSpace
+from trainables import constants as C
+
+INFEASIBLE_CONSTRAINT = "infeasible"  # > 0 on a trial whose configuration could not run
 
 if TYPE_CHECKING:
     from orchestrator.search.warm_start import Evaluated
@@ -28,6 +31,13 @@ def _optuna_class():
 
         def _suggest_from_define_by_run_func(self, func, ot_trial):
             return func(ot_trial)
+
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            if result and result.get(C.INFEASIBLE) and trial_id in self._ot_trials:
+                # Optuna's own way to learn a region that cannot run: a violated constraint, which keeps the trial
+                # out of TPE's good group whatever its value (the worst value is reported too).
+                self._ot_trials[trial_id].set_constraint(INFEASIBLE_CONSTRAINT, 1.0)
+            super().on_trial_complete(trial_id, result, error)
 
     return DefineByRunSearch
 
@@ -55,7 +65,9 @@ def learn(searcher, space, item: Evaluated) -> None:
     from search_spaces.optuna_space import replay
 
     params, distributions = replay(space, item.config)
-    searcher._ot_study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=item.value))
+    constraints = {INFEASIBLE_CONSTRAINT: 1.0} if item.infeasible else None
+    searcher._ot_study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=item.value,
+                                                           constraints=constraints))
 
 
 
