@@ -20,7 +20,7 @@ NUM_PARAMS = "num_params"
 LATENCY_MS = "latency_ms"
 LATENCY_MS_256 = "latency_ms_256"
 # How the latencies are measured (`trainables.footprint`), stated wherever they are shown.
-LATENCY_METHOD = ("median of 3-9 timed forward passes after 2 warm-up ones, eval mode, no gradients, on the device the "
+LATENCY_METHOD = ("median of 3-9 timed forward passes after a warm-up one, eval mode, no gradients, on the device the "
                   "trial trained on, once after its first epoch")
 NODE = "node"
 NODE_ID = "node_id"  # Ray's node id: tells apart nodes that share an IP (several on one machine)

@@ -6,7 +6,7 @@ on. The count is known when the model is built; the latency is measured once, af
 (`TrialHost`), since the weights' values do not change how long a forward pass takes.
 
 The method, stated wherever the figures are shown (`trainables.constants.LATENCY_METHOD`): the module in eval mode under
-`torch.no_grad`, inputs of the task's shape (`example_input`), two warm-up passes, then the median of timed
+`torch.no_grad`, inputs of the task's shape (`example_input`), one warm-up pass (the first pays for allocations), then the median of timed
 passes (at least 3, at most 9, fewer once 0.25 s is spent), the device synchronized around each on a GPU.
 """
 
@@ -21,7 +21,7 @@ from torch import nn
 from trainables.tasks.base import ModelSpec
 
 LATENCY_BATCHES = (1, 256)  # a single prediction, and a batch as a server would send
-WARMUP, MIN_PASSES, MAX_PASSES = 2, 3, 9  # as trainables.constants.LATENCY_METHOD says
+WARMUP, MIN_PASSES, MAX_PASSES = 1, 3, 9  # as trainables.constants.LATENCY_METHOD says
 # Per batch size: enough passes for a stable median on small models, bounded for large ones (a trial pays this once).
 TIME_CAP_S = 0.25
 

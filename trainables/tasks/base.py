@@ -3,8 +3,8 @@
 `Task` is the one record a task is described by (its options, loader, metrics, default search space and
 how to use a model trained on it); `TaskData` is what its loader returns: arrays per split, the model's
 input/output shape, and its objective. A task is loaded once, by the driver; trials receive the `TaskData`
-through Ray's object store (a large corpus as the name of its memory-mapped cache file, `Windows`) and never
-read or parse files themselves.
+through Ray's object store (a large corpus or table as the names of its memory-mapped cache files, `Windows`,
+`Split`) and never read or parse files themselves.
 
 No torch here: the orchestrator validates configs and reads finished runs with this module alone.
 """
@@ -98,13 +98,23 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class Split:
-    """Inputs and targets of one split, ready to batch along the first axis."""
+    """Inputs and targets of one split, ready to batch along the first axis.
+
+    mapped: (x file, y file, start, stop) when `x` and `y` are rows of memory-mapped `.npy` files (a large table's
+        prepared arrays, `trainables.tasks.table_cache`): a pickle then carries the names, as `Windows` does.
+    """
 
     x: np.ndarray
     y: np.ndarray
+    mapped: Optional[tuple[str, str, int, int]] = None
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def __reduce__(self):
+        if self.mapped is not None and _maps_travel():
+            return _mapped_split, self.mapped
+        return Split, (np.asarray(self.x), np.asarray(self.y))
 
 
 @dataclass(frozen=True)
@@ -160,15 +170,22 @@ def _maps_travel() -> bool:
     return sum(1 for node in ray.nodes() if node.get("Alive")) <= 1
 
 
-def _mapped_windows(path: str, start: int, stop: int, seq_len: int, sample: Optional[np.ndarray]) -> Windows:
-    """A mapped split, unpickled: the cache file mapped again (read-only) in this process."""
+def _map(path: str, start: int, stop: int) -> np.ndarray:
+    """Rows `start:stop` of a cache file, mapped again (read-only) in the process that unpickles a mapped split."""
     if not Path(path).is_file():
         raise RuntimeError(
             f"the prepared data cache {path} is missing on this node (removed since the run started, or a node that "
             "does not share the driver's disk joined the cluster); run again to prepare it"
         )
-    ids = np.load(path, mmap_mode="r")[start:stop]
-    return Windows(ids, seq_len, sample, (path, start, stop))
+    return np.load(path, mmap_mode="r")[start:stop]
+
+
+def _mapped_windows(path: str, start: int, stop: int, seq_len: int, sample: Optional[np.ndarray]) -> Windows:
+    return Windows(_map(path, start, stop), seq_len, sample, (path, start, stop))
+
+
+def _mapped_split(x_path: str, y_path: str, start: int, stop: int) -> Split:
+    return Split(_map(x_path, start, stop), _map(y_path, start, stop), (x_path, y_path, start, stop))
 
 
 @dataclass(frozen=True)

@@ -78,13 +78,14 @@ class Corpus:
     def described(self, source: str) -> str:
         """One line: what was read, how long it took, what the ids weigh (and where they live)."""
         name = Path(source).name if self.mapped or self.text_bytes else source
-        how = "mapped from the cache" if self.reused else f"read {_size(self.text_bytes)}"
+        how = "mapped from the cache" if self.reused else f"read {human_size(self.text_bytes)}"
         where = f", memory-mapped ({self.mapped})" if self.mapped else ""
         return (f"{name}: {how} in {self.seconds:.1f} s; {len(self.ids):,} characters, {len(self.vocab)} distinct, "
-                f"{_size(self.ids.nbytes)} as {self.ids.dtype}{where}")
+                f"{human_size(self.ids.nbytes)} as {self.ids.dtype}{where}")
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
+    """A byte count as the progress lines write it: GB, MB, or bytes."""
     return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n:,} bytes"
 
 

@@ -25,6 +25,7 @@ from trainables.tasks.base import (
     TaskData,
     split_sizes,
 )
+from trainables.tasks.table_cache import load_table
 from trainables.tasks.tables import Missing, fill_missing, numeric_frame, read_csv
 
 BUILTIN = DATA_DIR / "sunspots.csv"
@@ -89,12 +90,18 @@ def _window_that_fits(length: int, options: ForecastTask) -> int | None:
 
 
 def load(options: ForecastTask) -> TaskData:
+    """The series' data: prepared (`prepare`), or memory-mapped from the data cache when a long series was prepared
+    with these options before (`trainables.tasks.table_cache`)."""
+    path = Path(options.data) if options.data else BUILTIN
+    return load_table(options, path, lambda: prepare(options, path))
+
+
+def prepare(options: ForecastTask, path: Path) -> TaskData:
     """Reads the series, standardizes it with training statistics and cuts it into (window -> next step) pairs.
 
     Splits are chronological: the first windows train, the next validate, the last test, so no future value
     leaks into training.
     """
-    path = Path(options.data) if options.data else BUILTIN
     frame = read_csv(path)
     columns, targets = series_columns(frame, options, path)
     values = numeric_frame(frame, columns, path, "task.columns")

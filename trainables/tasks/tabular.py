@@ -24,6 +24,7 @@ from trainables.tasks.base import (
     TaskData,
     split_sizes,
 )
+from trainables.tasks.table_cache import load_table
 from trainables.tasks.tables import (
     Encoding,
     TableMissing,
@@ -118,15 +119,22 @@ def checked_target(frame, name: str, path: Path, missing: str):
 
 
 def load(options: TabularTask) -> TaskData:
+    """The table's data: prepared (`prepare`), or memory-mapped from the data cache when a large table was prepared
+    with these options before (`trainables.tasks.table_cache`)."""
+    path = Path(options.data) if options.data else BUILTIN
+    return load_table(options, path, lambda: prepare(options, path))
+
+
+def prepare(options: TabularTask, path: Path) -> TaskData:
     """Reads the table, encodes text features and the target, standardizes features with training statistics,
     and splits at random (seeded)."""
-    path = Path(options.data) if options.data else BUILTIN
     frame = read_csv(path)
     target_name, features = target_and_features(frame, options, path)
     frame = checked_target(frame, target_name, path, options.missing)
     table, text = feature_table(frame, features, path, options.missing)
     frame = frame.loc[table.index]  # rows `missing: drop` left out
     x, encoded = encode_features(table, text, options.encoding)
+    del table  # a large table's peak memory: the parsed frame and x, not a third copy
     target, where = frame[target_name], f"column '{target_name}' of '{path}'"
     problem = problem_kind(target, options.problem)
     if problem == "classification" and options.loss is not None:
@@ -134,10 +142,13 @@ def load(options: TabularTask) -> TaskData:
     n_train, n_val, n_test = split_sizes(len(frame), options.val_fraction, options.test_fraction, source=f"task.data: '{path}'")
     order = np.random.default_rng(options.split_seed).permutation(len(frame))
     parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
-    mean = x[parts["train"]].mean(axis=0)
-    std = x[parts["train"]].std(axis=0)
+    train = x[parts["train"]]
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    del train
     std[std == 0] = 1.0
-    x = ((x - mean) / std).astype(np.float32)
+    x -= mean  # in place: the same values as (x - mean) / std without two temporaries of x's size
+    x /= std
+    x = x.astype(np.float32)
     if problem == "classification":
         y, facts = encode_classes(target, where)
         out, objective, metric = len(facts["labels"]), {"name": "accuracy"}, ACCURACY
