@@ -84,8 +84,10 @@ def test_a_large_table_is_prepared_once_into_a_mapped_cache(tmp_path, cache):
     assert isinstance(back.splits["val"].x, np.memmap)
     _same(back, again)
     # Any option that changes the arrays is another entry; a small table stays in memory and pickles its arrays.
-    other = tabular.load(options.model_copy(update={"split_seed": 1}))
-    assert other.splits["train"].mapped[0] != train.mapped[0] and len(list(cache.iterdir())) == 6
+    key = table_cache.table_key(options, csv)
+    assert key in train.mapped[0] and table_cache.table_key(options.model_copy(update={"steps_per_epoch": 5}), csv) == key
+    for change in ({"split_seed": 1}, {"missing": "drop"}, {"val_fraction": 0.2}, {"encoding": "ordinal"}):
+        assert table_cache.table_key(options.model_copy(update=change), csv) != key, change
     small = tabular.load(TabularTask(kind="tabular", data=str(write_table(tmp_path / "small.csv", 1000, 3)), target="y"))
     assert small.splits["train"].mapped is None and "1,000 samples" in small.prepared
     assert np.array_equal(pickle.loads(pickle.dumps(small)).splits["test"].x, small.splits["test"].x)

@@ -66,8 +66,8 @@ def test_the_end_of_a_search_is_counted_by_rung():
     view.paused = {f"t{i}" for i, e in enumerate(epochs) if e < 8}
     assert view.epochs_left() == 0.0
     # A rung that holds more than its share (an asynchronous promotion ahead of the rest) keeps its count: 5 trials
-    # at rung 4 send 2.5 on to the end, where 2 are: half a trial of 4 epochs is left.
-    assert rung_epochs_left([1, 2, 4, 8], 2, [8, 8, 4, 4, 4, 2, 2, 2] + [1] * 8, 0) == pytest.approx(2.0)
+    # at rung 4 send ceil(5 / 2) = 3 on to the end, where 2 are: one trial's 4 epochs are left.
+    assert rung_epochs_left([1, 2, 4, 8], 2, [8, 8, 4, 4, 4, 2, 2, 2] + [1] * 8, 0) == pytest.approx(4.0)
 
 
 def test_the_pace_is_the_recent_one():
@@ -88,9 +88,9 @@ def test_an_early_estimate_is_a_range_and_ended_trials_count_nothing():
         feed(view, f"t{i}", 1, end=1.0 + i)
     view.paused = {"t0", "t1", "t2", "t3"}
     assert view.time_left(now=4.0) == pytest.approx((0.75 * 39, 1.5 * 39))  # 40 - 4 epochs, one a second, and END_S
-    # An infeasible trial ran nothing and will run nothing: 15 trials reach rung 1, 7.5 rung 2, 3.75 rung 4, 1.875 the end.
+    # An infeasible trial ran nothing and will run nothing: 15 trials reach rung 1, 8 rung 2, 4 rung 4, 2 the end.
     view.last["bad"] = {C.INFEASIBLE: "refused", "training_iteration": 1}
     view.on_trial_complete(0, [], Trial("bad"))
     view.last["t0"] = {"training_iteration": 1}
     view.on_trial_complete(0, [], Trial("t0"))
-    assert view.epochs_left() == pytest.approx(15 + 7.5 + 3.75 * 2 + 1.875 * 4 - 4)
+    assert view.epochs_left() == pytest.approx(15 + 8 + 4 * 2 + 2 * 4 - 4)

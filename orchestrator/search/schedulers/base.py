@@ -56,15 +56,16 @@ def rung_epochs_left(marks: list[int], reduction_factor: float, reached: list[in
 
     `marks`: the rungs (`rungs`, max_epochs last); `reached`: the epochs each started trial has run (one paused
     at a rung has reached it; an ended one its last); `to_start`: trials not started yet. Every trial reaches the
-    first rung, and of the trials that reach a rung the best 1/rf reach the next; a rung that already holds more
-    (an asynchronous promotion ahead of the rest) keeps its count. The total less the epochs already run is
+    first rung, and of the n trials that reach a rung the best ceil(n / rf) reach the next (what the promoting ASHA
+    resumes once no new trial comes); a rung that already holds more (an asynchronous promotion ahead of the rest)
+    keeps its count. The total less the epochs already run is
     what is left: exact once every trial has arrived, where a per-trial chance overestimates the end of a
     search whose paused trials the rungs will mostly never resume."""
     arrivals, total, before = float(len(reached) + to_start), 0.0, 0
     for mark in marks:
         arrivals = max(arrivals, float(sum(e >= mark for e in reached)))
         total += arrivals * (mark - before)
-        arrivals, before = arrivals / reduction_factor, mark
+        arrivals, before = float(math.ceil(arrivals / reduction_factor - 1e-9)), mark
     return max(0.0, total - sum(min(e, marks[-1]) for e in reached))
 
 
