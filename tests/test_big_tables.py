@@ -113,3 +113,19 @@ def test_a_table_without_comments_reads_as_one_with_them(tmp_path):
     commented.write_text("\n".join(["# made here", lines[0], "", *lines[1:]]) + "\n")
     fast, careful = read_csv(plain), read_csv(commented)
     assert fast.equals(careful.set_axis(fast.index)) and list(fast.index[:2]) == [2, 3] and careful.index[0] == 4
+
+
+def test_lines_left_out_are_found_across_chunk_boundaries(tmp_path, monkeypatch):
+    """The scan that lets pandas parse a file directly finds every blank or comment line, wherever chunks cut."""
+    from trainables.tasks import tables
+
+    monkeypatch.setattr(tables, "CHUNK_BYTES", 5)
+    pool = ["1,2", " 1,2", "", "  ", "#c", " #c", "x#y", "\t", "3,4\r", "a,b"]
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        lines = [pool[j] for j in rng.integers(0, len(pool), rng.integers(1, 8))]
+        text = "\n".join(lines) + ("\n" if i % 2 else "")
+        path = tmp_path / f"{i}.csv"
+        path.write_bytes(text.encode())
+        skipped = any(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
+        assert tables._skips_lines(path, open) == skipped, repr(text)
