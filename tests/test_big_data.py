@@ -133,9 +133,12 @@ def test_a_search_on_a_mapped_corpus_trains(corpus, cache, ray_session, tmp_path
 
     import orchestrator
 
+    # A small MLP: the export evaluates the best model on the whole 4M-character validation and test splits.
     config = tiny_config(tmp_path / "runs", num_samples=2, max_concurrent=2,
                          task={"kind": "charlm", "data": str(corpus), "steps_per_epoch": 5},
-                         scheduler={"kind": "fifo", "max_epochs": 1})
+                         search_space={"families": {"mlp": {"hidden_size": 32, "context": 4}},
+                                       "train": {"lr": {"loguniform": [1.0e-3, 1.0e-2]}, "batch_size": 32}},
+                         scheduler={"kind": "fifo", "max_epochs": 1}, warm_start="none")
     run = orchestrator.run(config)
     rows = run.dataframe()
     assert len(rows) == 2 and rows["val_bpc_best"].notna().all()
