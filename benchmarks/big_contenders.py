@@ -62,12 +62,15 @@ class BigWorkload:
 
 
 def naive_data(bw: BigWorkload):
-    """The corpus as a user's script loads it: the whole text read, a vocabulary of its sorted characters, an int64
+    """The corpus as a user's script loads it: the whole text read into memory, a vocabulary of its sorted characters, an int64
     id per character; split at the charlm task's window boundaries (so the referee's validation windows are unseen
     by every contender), no validation sample."""
     from trainables.tasks.base import ModelSpec, TaskData, Windows, split_sizes
 
-    text = Path(bw.corpus).read_text(encoding="utf-8")
+    # newline="": the file's own characters. A plain read() turns "\r\n" and "\r" into "\n", and the ids would no
+    # longer be those of the windows the referee scores (the charlm task reads the file's bytes).
+    with open(bw.corpus, encoding="utf-8", newline="") as f:
+        text = f.read()
     vocab = sorted(set(text))
     index = {c: i for i, c in enumerate(vocab)}
     ids = np.array([index[c] for c in text], dtype=np.int64)

@@ -230,12 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.size == "big":
-        from benchmarks.big_race import race
+        from benchmarks.big_race import race as big_race
         from orchestrator.search.budget import parse_duration
 
         names = [n.strip() for n in args.contenders.split(",") if n.strip()]
         info = machine()
-        return race(args.corpus, args.mb, parse_duration(args.budget), args.epoch_steps, args.repeat, names, Path(args.out),
+        return big_race(args.corpus, args.mb, parse_duration(args.budget), args.epoch_steps, args.repeat, names, Path(args.out),
                     describe=f"Machine: {info['cpu']}, {info['cpus']} CPUs; Python {info['python']}, torch {info['torch']}, "
                              f"ray {info['ray']}, optuna {info['optuna']}, hyperopt {info['hyperopt']}.")
     w = SIZES[args.size].with_(work=args.work, seed=args.seed)
