@@ -195,9 +195,9 @@ def load_run(location: Union[str, Path]) -> Run:
     from a copy taken now, as `orchestrator best` does); a UserError when it is not a run of this tool."""
     from orchestrator.reading.storage import readable_run
 
-    path = readable_run(str(location))
+    path = Path(readable_run(str(location))).resolve()  # absolute: its trials' paths (checkpoints) do not depend on the CWD
     R.read_run(path)  # not a run directory: the CLI's message now, not on first use
-    return Run(str(location), Path(path))
+    return Run(str(location), path)
 
 
 Source = Union[str, Path, dict, Any]  # a YAML path, a mapping, an ExperimentConfig or a validated Experiment

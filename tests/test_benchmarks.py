@@ -140,26 +140,26 @@ def test_scaling_trains_the_spaces_largest_transformer_on_one_and_two_workers(tm
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_big_race_runs_every_contender_on_one_file_in_one_budget(tmp_path):
-    """The large-corpus case on a tiny generated corpus and budget: every contender ends an epoch within it, and
-    each best model is scored by the referee on the same validation windows."""
+    """The large-corpus case on a tiny generated corpus and budget: the plain Ray Tune and Optuna scripts each end an
+    epoch within it, and each best model is scored by the referee on the same validation windows. (The orchestrator's
+    side is `orchestrator run --data --budget`, which tests/test_budget.py runs; leaving it out here saves CI a minute.)"""
     from benchmarks.big_corpus import write_corpus
 
     corpus = write_corpus(tmp_path / "small.txt", 300_000)
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.harness", "--size", "big", "--corpus", str(corpus), "--budget", "40s",
-         "--epoch-steps", "20", "--out", str(tmp_path / "out")],
+        [sys.executable, "-m", "benchmarks.harness", "--size", "big", "--corpus", str(corpus), "--budget", "20s",
+         "--epoch-steps", "20", "--contenders", "plain,optuna", "--out", str(tmp_path / "out")],
         cwd=REPO, capture_output=True, text=True, timeout=580,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    record = json.loads((tmp_path / "out" / "big-40s-steps20.json").read_text())
-    assert set(record["runs"]) == {"orchestrator", "plain", "optuna"}
+    record = json.loads((tmp_path / "out" / "big-20s-steps20.json").read_text())
+    assert set(record["runs"]) == {"plain", "optuna"}
     assert record["workload"]["corpus"] == "small.txt"  # no path of the machine in a results file
     for name, (run,) in record["runs"].items():
         assert run["epochs"] >= 1 and math.isfinite(run["best"]) and math.isfinite(run["referee"]), name
         assert run["pss_mb"] > 0 and run["rss_mb"] >= run["pss_mb"], name
         assert "model" not in run, name
-    assert record["runs"]["orchestrator"][0]["plan"]["steps_per_epoch"], "a planned search of a budget"
-    table = (tmp_path / "out" / "big-40s-steps20.md").read_text()
+    table = (tmp_path / "out" / "big-20s-steps20.md").read_text()
     assert "| best val_bpc, scored on the same validation windows |" in table and "Machine:" in table
 
 

@@ -29,7 +29,7 @@ METRIC = "val_rmse"
 
 def sunspots(tmp_path_factory, name: str, **extra) -> str:
     root = tmp_path_factory.mktemp(name)
-    config = {"name": name, "task": {"kind": "forecast"}, "num_samples": 16, "scheduler": {"max_epochs": 9}, "seed": 0,
+    config = {"name": name, "task": {"kind": "forecast"}, "num_samples": 16, "scheduler": {"max_epochs": 4}, "seed": 0,
               "max_concurrent": 2, "storage": str(root / "runs"), **extra}
     path = root / "exp.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
