@@ -62,13 +62,18 @@ def submit(args) -> int:
     if args.no_wait:
         print(f"  follow: {follow}\n  stop:   {stop}", flush=True)
         return 0
+    # Not asyncio.run: on Ctrl-C it cancels the stream's task, and Ray's log tailing can swallow that cancellation,
+    # so one Ctrl-C would sometimes do nothing. Python's own handler raises KeyboardInterrupt out of the loop at once.
+    loop = asyncio.new_event_loop()
     try:
-        asyncio.run(stream_logs(client, job_id))
+        loop.run_until_complete(stream_logs(client, job_id))
         return outcome(client, job_id)
     except KeyboardInterrupt:
         print(f"\nDetached: job {job_id} keeps running on the cluster.\n  follow: {follow}\n  stop:   {stop}",
               file=sys.stderr, flush=True)
         return 130
+    finally:
+        loop.close()
 
 
 def submit_job(client, address: str, *, wait_s: float = 90, **job) -> str:
