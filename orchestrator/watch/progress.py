@@ -191,6 +191,8 @@ class Progress(Callback):
             parts.append(f"~{clock(max(0.0, self.expected_s - elapsed))} left of the budget")
         else:
             left = self.time_left()
-            if left is not None:
+            if left is not None and self.epochs_left() <= 0:
+                parts.append("finishing")  # no epoch is left to run: only the end of the search, the export and summary
+            elif left is not None:
                 parts.append(f"~{clock(left[0])} left" if left[0] == left[1] else f"~{clock(left[0])}-{clock(left[1])} left")
         self._say(" | ".join(parts))
