@@ -180,8 +180,11 @@ def test_ctrl_c_detaches_and_leaves_the_job_running(head, project, tmp_path):
     # A job that outlasts the Ctrl-C by far (the test stops it itself): the tiny one can end before the signal lands.
     config = yaml.safe_load((project / "exp.yaml").read_text())
     (project / "exp.yaml").write_text(yaml.safe_dump({**config, "scheduler": {"kind": "fifo", "max_epochs": 500}}, sort_keys=False))
+    # SIGINT at its default in the child, as a shell starts a command: a process started while SIGINT is ignored (the
+    # test runner's state after earlier tests) would inherit that, and Python then ignores Ctrl-C for good.
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "submit", "exp.yaml", "--address", url, "--storage", str(tmp_path / "store")],
-                            env=env, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = ""
     for line in proc.stdout:  # wait until the job runs and its log streams here
         seen += line
