@@ -220,7 +220,10 @@ class TrialHost:
         return result
 
     def state(self) -> dict[str, Any]:
-        return self.trial.state_dict()
+        # The footprint travels with the weights: a trial resumed from a rung (a new `start`) keeps its latency
+        # instead of timing its forward passes again after every resume.
+        return {**self.trial.state_dict(), "footprint": dict(self.footprint)}
 
     def load(self, state: dict[str, Any]) -> None:
         self.trial.load_state_dict(state)
+        self.footprint.update(state.get("footprint") or {})
