@@ -5,11 +5,17 @@ late). Driven with made-up results, no Ray."""
 from __future__ import annotations
 
 import io
+import math
 
 import pytest
 
 from orchestrator.search.schedulers import SCHEDULERS
-from orchestrator.search.schedulers.base import rung_epochs_left
+from orchestrator.search.schedulers.work_left import (
+    arrivals,
+    makespan,
+    rung_epochs_left,
+    segment_seconds,
+)
 from orchestrator.watch.progress import END_S, Progress
 from trainables import constants as C
 from trainables.trial import TrialConfig
@@ -31,6 +37,13 @@ def progress(trials: int, scheduler=("asha", ASHA)) -> Progress:
     view = Progress("val_rmse", "min", trials, 8, out=io.StringIO(), scheduler=scheduler)
     view.setup()
     return view
+
+
+class FakeTrial:
+    PAUSED, PENDING = "PAUSED", "PENDING"
+
+    def __init__(self, trial_id: str):
+        self.trial_id, self.status = trial_id, "RUNNING"
 
 
 def test_asha_expects_each_trial_to_pass_a_rung_with_one_chance_in_its_factor():
@@ -94,3 +107,111 @@ def test_an_early_estimate_is_a_range_and_ended_trials_count_nothing():
     view.last["t0"] = {"training_iteration": 1}
     view.on_trial_complete(0, [], Trial("t0"))
     assert view.epochs_left() == pytest.approx(15 + 8 + 4 * 2 + 2 * 4 - 4)
+
+
+def test_the_last_promotions_run_on_fewer_workers_than_there_are():
+    """Work left scheduled over the workers, not divided by them: 16 trials at rungs 1, 2, 4 of 8 (x2), epochs of
+    1 s, nothing run yet: 40 epochs. One worker takes 40 s and two 20 s (promotions first, the rungs keep both
+    busy), but 16 workers take 8 s, not 40 / 16: a trial passes each rung before it runs to the next, and the last
+    ones run alone."""
+    marks, per_epoch = [1, 2, 4, 8], [1.0] * 4
+    assert makespan(marks, 2, [], 16, 1, per_epoch) == pytest.approx(40.0)
+    assert makespan(marks, 2, [], 16, 2, per_epoch) == pytest.approx(20.0)
+    assert makespan(marks, 2, [], 16, 16, per_epoch) == pytest.approx(1 + 1 + 2 + 4)
+    # The trials under way run on at their own seconds per epoch: one at epoch 5 of 8 (3 left at 2 s) while
+    # everything else has ended: 6 s.
+    reached = [8, 5, 4, 4, 2, 2, 2, 2] + [1] * 8
+    own = [None, 2.0] + [None] * 14
+    assert makespan(marks, 2, reached, 0, 2, per_epoch, own) == pytest.approx(6.0)
+
+
+def test_a_rung_sends_on_the_share_its_recent_arrivals_went_on():
+    """40 trials at rung 1 (of 1, 3, 9 at x3), oldest first: of the first 20 none went on, of the last 20 half
+    (a searcher that has learned draws more good trials); 60 more to come. Past rung 1 go the 10 already past it
+    and (10 + 10/3) / (20 + 10) of the 60 to come: 37, not the third of 100 a fixed share would say."""
+    reached = [1] * 20 + [3, 1] * 10
+    assert arrivals([1, 3, 9], 3, reached, 60)[:2] == [100, 10 + math.ceil(60 * (10 + 10 / 3) / 30 - 1e-9)]
+    # Once every trial has arrived, a rung sends on at least ceil(n / rf) (the promoting ASHA's end).
+    assert arrivals([1, 3, 9], 3, [1] * 10, 0) == [10, 4, 2]
+
+
+def test_an_epoch_costs_its_own_seconds_and_what_the_workers_spend_beside_it():
+    """Each rung's epochs at the seconds of the epochs run there (promoted trials are of other sizes than the
+    ones the first rung stops), and, per epoch, the worker-seconds the running trials held beside their epochs'
+    own seconds: here a driver that hands out results slower than 2 workers run epochs of 0.1 s."""
+    assert segment_seconds([1, 2], [[4.0], [4.0, 1.0], [1.0, 1.0]]) == pytest.approx([3.0, 1.0])
+    view = Progress("val_rmse", "min", 15, 2, out=io.StringIO(), scheduler=("fifo", {"max_epochs": 2}), workers=2)
+    view.setup()
+    for i in range(20):  # 10 trials of 2 epochs: one epoch of 0.1 s every half second, on 2 workers
+        feed(view, f"t{i // 2}", 1 + i % 2, end=0.5 * (i + 1), seconds=0.1)
+    # Over the last half (5.4 s to 10.4 s), 10 epochs of 0.1 s took 2 x 5 worker-seconds: 0.9 s beside each.
+    left = view.time_left(now=10.4)
+    assert left is not None and left[0] == left[1]
+    # 5 trials of 2 epochs left, each epoch 0.1 + 0.9 s, over 2 workers: 3 rounds of 2 s.
+    assert left[0] == pytest.approx(3 * 2 * 1.0 + END_S)
+
+
+def test_the_workers_idle_at_the_end_do_not_count_as_work():
+    """Worker-seconds come from the steps: every worker while new trials are to come (one waiting for the driver
+    to start the next trial spends that beside the epochs), then the trials running or about to run. A search
+    whose last trial runs alone on 2 workers spends nothing beside its epochs, where dividing by both workers
+    would say a second beside each."""
+    view = Progress("val_rmse", "min", 2, 12, out=io.StringIO(), scheduler=("fifo", {"max_epochs": 12}), workers=2)
+    view.setup()
+    first, last = FakeTrial("t0"), FakeTrial("t1")
+    last.status = "TERMINATED"
+    view.hold([first], 0.0)
+    view.hold([first], 1.0)  # the second trial is still to come: both workers count
+    view.hold([first, last], 1.2)  # too soon after the last step: not recorded
+    for i in range(2, 11):
+        view.hold([first, last], float(i))  # both have come, one runs
+    assert view.busy[:2] == [(0.0, 0.0), (1.0, 2.0)] and view.busy[-1] == (10.0, 11.0)
+    assert view._taken(5.0, 10.0) == pytest.approx(5.0)
+    view.last["t1"] = {"training_iteration": 3}
+    view.on_trial_complete(0, [], Trial("t1"))
+    for i in range(10):
+        feed(view, "t0", i + 1, end=float(i + 1))
+    # Its own 2 epochs left (at 1 s each, as it ran them), nothing beside: not 2 x 5 worker-seconds for 5 epochs.
+    assert view.time_left(now=10.0) == pytest.approx((2 * 1.0 + END_S,) * 2)
+
+
+class Controller:
+    def __init__(self, trials):
+        self.trials, self.search_alg = trials, type("Finished", (), {"is_finished": lambda self: True})()
+
+    def get_trials(self):
+        return self.trials
+
+    def stop_trial(self, trial):
+        trial.status = "TERMINATED"
+
+
+def test_at_the_end_of_a_search_every_free_worker_takes_a_promotion():
+    """Promoting ASHA, rungs 1 and 2 of 4 (x2), 2 workers, trials a > b > c: a was promoted at rung 1 and paused at
+    rung 2, b and c wait at rung 1. Once no new trial comes, both rungs promote ceil(n / 2): a from rung 2 and b from
+    rung 1, each on its own worker at once (it used to be one, then the next once every worker was idle)."""
+    from orchestrator.search.schedulers.asha import PromotingASHA
+
+    asha = PromotingASHA("training_iteration", 4, 1, 2)
+    asha.set_search_properties("val_rmse", "min")
+    asha.capacity = 2
+    a, b, c = (FakeTrial(name) for name in "abc")
+    controller = Controller([a, b, c])
+    for trial in (a, b, c):
+        asha.on_trial_add(controller, trial)
+
+    def report(trial, epoch, value):
+        decision = asha.on_trial_result(controller, trial, {"training_iteration": epoch, "val_rmse": value})
+        trial.status = "PAUSED" if decision == "PAUSE" else "RUNNING"
+
+    report(a, 1, 1.0)
+    report(b, 1, 2.0)  # rung 1 holds 2: a (its best) is promoted
+    report(a, 2, 1.0)  # alone at rung 2: paused
+    report(c, 1, 3.0)
+    assert {t.status for t in (a, b, c)} == {"PAUSED"}
+    first = asha.choose_trial_to_run(controller)
+    first.status = "RUNNING"
+    second = asha.choose_trial_to_run(controller)
+    assert (first, second) == (a, b)
+    second.status = "RUNNING"
+    assert asha.choose_trial_to_run(controller) is None, "both workers are taken"

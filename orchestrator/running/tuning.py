@@ -147,7 +147,8 @@ def callbacks_for(p: Prepared, num_trials: int, out=None, storage: str | None = 
     expected = p.exp.config.time_budget_s if p.plan is not None else None  # the search ends at its time budget
     sched = p.exp.config.scheduler
     progress = Progress(p.metric, p.mode, num_trials, sched.max_epochs, out=out, expected_s=expected,
-                        scheduler=(sched.kind, sched.model_dump()))
+                        scheduler=(sched.kind, sched.model_dump()),
+                        workers=p.exp.config.max_concurrent or default_concurrency(p.exp.config))
     # The experiment trackers (`loggers`) keep local stores in the run directory; a run stored at a URI has none here.
     run_dir = Path(storage) / p.exp.config.name if storage and "://" not in storage else None
     trackers = tracker_callbacks(p.exp.config.loggers, RunInfo(p.exp.config.name, run_dir))

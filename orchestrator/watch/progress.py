@@ -2,13 +2,14 @@
 
 One line per finished trial and a status line at most every `interval` seconds: trials running (paused) / done /
 stopped early / failed, the best so far with its family and key hyperparameters, elapsed time and an
-estimate of the time left (`time_left`: the epochs the scheduler is still expected to run, at the pace of the
-epochs so far; not the time per finished trial, which a scheduler that pauses trials at rungs ends late). Plain lines (no cursor tricks) so it reads the same in a terminal, a CI log
-or a Ray Job's log.
+estimate of the time left (`time_left`: the work the scheduler still has, scheduled over the workers, at the
+seconds the epochs so far took; not the time per finished trial, which a scheduler that pauses trials at rungs
+ends late). Plain lines (no cursor tricks) so it reads the same in a terminal, a CI log or a Ray Job's log.
 """
 
 from __future__ import annotations
 
+import bisect
 import sys
 import time
 from typing import TextIO
@@ -29,8 +30,9 @@ class Progress(Callback):
     """Counts trial outcomes as Tune reports them and prints the compact view."""
 
     def __init__(self, metric: str, mode: str, num_samples: int, max_epochs: int, *, interval: float = 10.0, out: TextIO | None = None,
-                 expected_s: float | None = None, scheduler: tuple[str, dict] | None = None):
+                 expected_s: float | None = None, scheduler: tuple[str, dict] | None = None, workers: int = 1):
         self.metric, self.mode, self.num_samples, self.max_epochs = metric, mode, num_samples, max_epochs
+        self.workers = max(1, workers)  # trials that run at once: the time left schedules the work left over them
         # (kind, options) of the scheduler: how many epochs a trial is still expected to run (`Scheduler.epochs_left`).
         self.scheduler = scheduler or ("fifo", {"max_epochs": max_epochs})
         # A budgeted search's time budget: the time budget ends it (its trial count is only a ceiling), so the ETA
@@ -47,6 +49,9 @@ class Progress(Callback):
         self.last_print = 0.0
         self.last: dict[str, dict] = {}  # trial_id -> last result
         self.epochs: list[float] = []  # wall time each epoch reported in this session ended, in order
+        self.seconds: list[float] = []  # the same epochs' own seconds (time_this_iter_s)
+        self.runs: dict[str, list[float]] = {}  # trial id -> seconds of each epoch it ran, trials in the order they began
+        self.busy: list[tuple[float, float]] = []  # (wall time, worker-seconds taken by running trials until then)
         self.first_began: float | None = None  # wall time the first of them began
         self.at: dict[str, int] = {}  # trial id -> epochs it has run, for the trials not ended yet
         self.running: set[str] = set()
@@ -93,6 +98,11 @@ class Progress(Callback):
         self.last[trial.trial_id] = result
         if not result.get(C.INFEASIBLE):  # an infeasible trial's one result trained nothing
             self.epochs.append(float(result.get("timestamp") or time.time()))
+            seconds = float(result.get("time_this_iter_s") or 0.0)
+            self.seconds.append(seconds)
+            run, epoch = self.runs.setdefault(trial.trial_id, []), int(result.get("training_iteration", 1))
+            del run[max(0, epoch - 1):]  # a trial restored from an earlier checkpoint runs those epochs again
+            run.extend([seconds] * (epoch - len(run)))
             self.at[trial.trial_id] = int(result.get("training_iteration", 0))
             began = epoch_began(result)
             if began is not None and (self.first_began is None or began < self.first_began):
@@ -122,44 +132,109 @@ class Progress(Callback):
                       f"[{describe(trial.config)}]")
         self._status()
 
-    def epochs_left(self) -> float:
-        """The epochs the scheduler is still expected to run: each trial not started yet its expected epochs; each
-        running trial the rest of its own, having passed the rung it reported last (it runs on); each trial paused
-        at a rung its rest discounted once more (it was not among the best there, so a promotion is the less likely);
-        the ended ones none."""
+    def _rungs(self) -> tuple[list[int] | None, float, int]:
+        """(the rungs of successive halving or None, the reduction factor, trials not started yet)."""
         from orchestrator.search.schedulers import SCHEDULERS
-        from orchestrator.search.schedulers.base import rung_epochs_left, rungs
+        from orchestrator.search.schedulers.base import rungs
 
         kind, options = self.scheduler
-        left = SCHEDULERS[kind].epochs_left
         factor = float(options.get("reduction_factor") or 1.0)
         not_started = max(0, self.num_samples - self.done - self.failed - len(self.at))
         if SCHEDULERS[kind].plans_rungs and factor > 1:
-            # Successive halving counted by rung over every trial (`rung_epochs_left`): at the end of a search the
-            # rungs resume few of the paused trials, which a per-trial chance overestimates.
-            reached = [int(r.get("training_iteration", 0)) for r in self.last.values() if not r.get(C.INFEASIBLE)]
-            marks = rungs(self.max_epochs, int(options.get("grace_period") or 1), factor)
-            return rung_epochs_left(marks, factor, reached, not_started)
+            return rungs(self.max_epochs, int(options.get("grace_period") or 1), factor), factor, not_started
+        return None, factor, not_started
+
+    def _trials(self) -> tuple[list[int], list[list[float]]]:
+        """Each started trial's epochs run, and their seconds, oldest first (an ended one's last; one paused at a
+        rung has reached it)."""
+        runs = list(self.runs.values())
+        return [len(r) for r in runs], runs
+
+    def epochs_left(self) -> float:
+        """The epochs the scheduler is still expected to run. Under successive halving, counted by rung over the
+        whole search (`work_left.rung_epochs_left`); otherwise each trial not started its expected epochs, each
+        running trial the rest of its own, having passed the rung it reported last (it runs on), and each trial
+        paused at a rung its rest discounted once more (it was not among the best there); the ended ones none."""
+        from orchestrator.search.schedulers import SCHEDULERS
+        from orchestrator.search.schedulers.work_left import rung_epochs_left
+
+        marks, factor, not_started = self._rungs()
+        if marks is not None:
+            return rung_epochs_left(marks, factor, self._trials()[0], not_started)
+        kind, options = self.scheduler
+        left = SCHEDULERS[kind].epochs_left
         running = sum(1.0 + left(options, epoch + 1) for tid, epoch in self.at.items() if tid not in self.paused and epoch < self.max_epochs)
         paused = sum(left(options, epoch) / factor for tid, epoch in self.at.items() if tid in self.paused)
         return not_started * left(options, 0) + running + paused
 
+    def work_left(self, beside: float = 0.0) -> float:
+        """Seconds the workers take to run the epochs left, at the epochs' own seconds (`time_this_iter_s`) and
+        `beside` more per epoch: under successive halving each rung's epochs at the seconds of the epochs run
+        there (`work_left.makespan`), otherwise each trial's rest at its own seconds per epoch, a new trial's at
+        the recent first epochs'."""
+        from orchestrator.search.schedulers import SCHEDULERS
+        from orchestrator.search.schedulers.work_left import (
+            makespan,
+            segment_seconds,
+            spread,
+        )
+
+        marks, factor, not_started = self._rungs()
+        reached, runs = self._trials()
+        if marks is not None:
+            own = [run[-1] + beside if tid in self.at else None for tid, run in self.runs.items()]
+            per_epoch = [x + beside for x in segment_seconds(marks, runs)]
+            return makespan(marks, factor, reached, not_started, self.workers, per_epoch, own, self._waiting(marks, beside))
+        kind, options = self.scheduler
+        left, first = SCHEDULERS[kind].epochs_left, segment_seconds([self.max_epochs], runs)[0] + beside
+        jobs = [left(options, 0) * first] * not_started
+        for tid, epoch in self.at.items():
+            rest = left(options, epoch) / factor if tid in self.paused else (1.0 + left(options, epoch + 1) if epoch < self.max_epochs else 0.0)
+            jobs.append(rest * (self.runs[tid][-1] + beside if self.runs.get(tid) else first))
+        return spread(jobs, self.workers)
+
+    def _waiting(self, marks: list[int], beside: float) -> list[list[float]]:
+        """For each rung, the seconds per epoch of the trials paused at the rung before it, the best first: the promotions to come are theirs, at their own pace (a small MLP promoted runs faster than the
+        rung's average)."""
+        sign = 1.0 if self.mode == "min" else -1.0
+        out = []
+        for mark in marks[:-1]:
+            here = [(sign * value, self.runs[tid][-1] + beside) for tid, epoch in self.at.items()
+                    if epoch == mark and self.runs.get(tid) and (value := usable_value(self.last.get(tid, {}), self.metric)) is not None]
+            out.append([cost for _, cost in sorted(here)])
+        return [[], *out]  # indexed by the rung a promotion runs to: none runs to the first
+
+    def _taken(self, since: float, now: float) -> float:
+        """Worker-seconds the search held between `since` and `now` (`hold`); all the workers, where the steps
+        recorded none."""
+        if len(self.busy) < 2 or self.busy[0][0] > since:
+            return self.workers * (now - since)
+        times = [t for t, _ in self.busy]
+        i = bisect.bisect_left(times, since)
+        (t0, b0), (t1, b1) = self.busy[max(0, i - 1)], self.busy[min(i, len(times) - 1)]
+        at = b0 + (b1 - b0) * ((since - t0) / (t1 - t0) if t1 > t0 else 0.0)
+        return max(0.0, self.busy[-1][1] - at)
+
     def time_left(self, now: float | None = None) -> tuple[float, float] | None:
         """(low, high) seconds left, equal when the estimate is settled; None before the first epoch.
 
-        The work left is `epochs_left`; its pace is the recent one, epochs per second of wall time over the last
-        half of this session's training (all trials at once together), so that the longer epochs of the larger
-        models the rungs promote count. Until a fifth of the expected epochs have run (and at least 10), the pace
-        and the share of trials the rungs keep are young: a range is given, from 3/4 to 3/2 of the estimate."""
+        The work left (`work_left`: the epochs' own seconds, scheduled over the workers) with what a worker
+        spends beside each epoch: over the last half of this session's training, the worker-seconds the running
+        trials held less their epochs' own seconds, per epoch (starting, pausing and resuming trials,
+        checkpoints, and the driver handing out results one at a time, which bounds a search of epochs of
+        milliseconds). Until a fifth of the expected
+        epochs have run (and at least 10), the seconds per epoch and the share of trials the rungs keep are
+        young: a range is given, from 3/4 to 3/2 of the estimate."""
         if self.first_began is None or not self.epochs:
             return None
         now = time.time() if now is None else now
         since = self.first_began + (now - self.first_began) / 2
-        recent = sum(t > since for t in self.epochs)
-        pace = (recent / max(now - since, 1e-6)) if recent >= 5 else len(self.epochs) / max(now - self.first_began, 1e-6)
-        left = self.epochs_left()
-        seconds = left / pace + END_S
-        young = len(self.epochs) < max(10.0, 0.2 * (len(self.epochs) + left))
+        recent = [i for i, t in enumerate(self.epochs) if t > since]
+        if len(recent) < 5:
+            since, recent = self.first_began, list(range(len(self.epochs)))
+        beside = max(0.0, self._taken(since, now) - sum(self.seconds[i] for i in recent)) / len(recent)
+        seconds = self.work_left(beside) + END_S
+        young = len(self.epochs) < max(10.0, 0.2 * (len(self.epochs) + self.epochs_left()))
         return (0.75 * seconds, 1.5 * seconds) if young else (seconds, seconds)
 
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -171,8 +246,20 @@ class Progress(Callback):
 
     def on_step_end(self, iteration, trials, **info):
         self.paused = {t.trial_id for t in trials if t.status == "PAUSED"}
+        self.hold(trials, time.time())
         if time.monotonic() - self.last_print >= self.interval:
             self._status()
+
+    def hold(self, trials, now: float) -> None:
+        """Integrates the worker-seconds the search holds (`busy`), at most every half second. While new trials
+        are still to come every worker has work, and one that waits (for the driver to suggest and start a
+        trial) spends that beside the epochs; once all have come, only the trials running or about to run hold
+        a worker (the last promotions leave workers idle, which is not work)."""
+        if self.busy and now - self.busy[-1][0] < 0.5:
+            return
+        held = self.workers if len(trials) < self.num_samples else min(
+            self.workers, sum(t.status in ("RUNNING", "PENDING") for t in trials))
+        self.busy.append((now, self.busy[-1][1] + held * (now - self.busy[-1][0]) if self.busy else 0.0))
 
     def _status(self) -> None:
         self.last_print = time.monotonic()

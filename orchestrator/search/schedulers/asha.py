@@ -55,6 +55,7 @@ class PromotingASHA(FIFOScheduler):
         # last of them is back (finished ones included).
         self._seen: dict[str, Trial] = {}
         self._ending = False  # no new trial will come: rungs promote ceil(n / eta)
+        self.capacity = 1  # trials that may hold a worker at once (`PromotionLimiter` sets the search's)
         self._metric_op = 1.0
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
@@ -157,17 +158,19 @@ class PromotingASHA(FIFOScheduler):
         for trial in tune_controller.get_trials():
             if trial.status == Trial.PENDING and trial.trial_id not in self._parked:
                 return trial
-        if self._parked and not self._active and not self._queue and tune_controller.search_alg.is_finished():
+        if self._parked and self.busy() < self.capacity and tune_controller.search_alg.is_finished():
             self._end(tune_controller)
-            return self._queue[0] if self._queue else None
+            return self._queue[-1] if self._queue else None
         return None
 
     def _end(self, tune_controller) -> None:
-        """The searcher has no trial left and no worker is busy: promote with the rounded-up quota, and stop
-        whatever no rung promotes any more."""
+        """The searcher has no trial left and a worker is free: promote with the rounded-up quota, and once no
+        worker is busy, stop whatever no rung promotes any more. Each free worker takes a promotion as soon as
+        it is free (waiting for every worker to be idle, and filling one, ran a search's last promotions one
+        at a time: the quickstart's last 30 s on one of its two workers)."""
         self._ending = True
         self._fill()
-        if not self._queue:
+        if not self._queue and not self._active:
             for trial in list(self._parked.values()):
                 # Calls on_trial_remove, which unparks it; its status is saved by `SchedulerState.on_step_end`.
                 tune_controller.stop_trial(trial)
@@ -198,7 +201,7 @@ class PromotionLimiter(Wrapper):
         return ok
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
-        self.max_concurrent = max_concurrent
+        self.max_concurrent = self.scheduler.capacity = max_concurrent
         return True  # handled here: Tune's ConcurrencyLimiter would count paused trials as running
 
     def suggest(self, trial_id: str):

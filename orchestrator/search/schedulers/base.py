@@ -51,33 +51,6 @@ def epochs_per_trial(max_epochs: int, grace_period: int, reduction_factor: int, 
     return expected
 
 
-PRIOR_TRIALS = 10  # how many trials' worth of weight the nominal share 1/rf keeps against a rung's own record
-
-
-def rung_epochs_left(marks: list[int], reduction_factor: float, reached: list[int], to_start: int) -> float:
-    """The epochs successive halving still runs, counted by rung over the whole search rather than per trial.
-
-    `marks`: the rungs (`rungs`, max_epochs last); `reached`: the epochs each started trial has run (one paused
-    at a rung has reached it; an ended one its last); `to_start`: trials not started yet. Every trial reaches the
-    first rung, and of the n trials that reach a rung a share goes on: at least 1/rf (ceil, as the promoting ASHA
-    resumes once no new trial comes), more where the rung has sent more so far; a rung that already holds more
-    keeps its count. The total less the epochs already run is
-    what is left: exact once every trial has arrived, where a per-trial chance overestimates the end of a
-    search whose paused trials the rungs will mostly never resume."""
-    arrivals, total, before = float(len(reached) + to_start), 0.0, 0
-    for i, mark in enumerate(marks):
-        here = sum(e >= mark for e in reached)
-        arrivals = max(arrivals, float(here))
-        total += arrivals * (mark - before)
-        # The share a rung sends on: asynchronous promotions send more than 1/rf (a trial among the best of the few
-        # there at the time goes on; measured: 42-56% at rf 2 and 3), so the share seen so far counts, shrunk
-        # towards 1/rf while few trials have reached the rung.
-        onward = sum(e >= marks[i + 1] for e in reached) if i + 1 < len(marks) else 0
-        share = max(1 / reduction_factor, (onward + PRIOR_TRIALS / reduction_factor) / (here + PRIOR_TRIALS))
-        arrivals, before = float(math.ceil(arrivals * share - 1e-9)), mark
-    return max(0.0, total - sum(min(e, marks[-1]) for e in reached))
-
-
 @dataclass(frozen=True)
 class Scheduler:
     """A scheduler: its options model, how to build Ray's scheduler from them, and how to describe them.
