@@ -215,3 +215,27 @@ def test_at_the_end_of_a_search_every_free_worker_takes_a_promotion():
     assert (first, second) == (a, b)
     second.status = "RUNNING"
     assert asha.choose_trial_to_run(controller) is None, "both workers are taken"
+
+
+def test_the_time_left_benchmark_scores_estimates_after_the_first_third_against_the_summary():
+    """`benchmarks/time_left.py`, which measured the figures in benchmarks/README.md: a run whose summary comes at
+    60 s; estimates before 20 s are not scored, a single figure counts within 30% of the time left, a range when it
+    holds it."""
+    from benchmarks.time_left import score
+
+    lines = [(5.0, "[0:05] 0/4 trials | ~9:00 left"), (21.0, "[0:21] ... | ~0:30 left"), (30.0, "[0:30] ... | ~0:20 left"),
+             (40.0, "[0:40] ... | ~0:05-0:25 left"), (50.0, "[0:50] ... | ~0:20 left"), (55.0, "[0:55] ... | under 0:10 left"), (60.0, "Done in 1:00: 4 trials")]
+    assert [(t, within) for t, _, _, _, within in score(lines)] == [(21.0, True), (30.0, False), (40.0, True), (50.0, False), (55.0, True)]
+
+
+def test_the_last_seconds_read_under_ten_seconds_not_a_figure():
+    import time
+
+    out = io.StringIO()
+    view = Progress("val_rmse", "min", 1, 12, out=out, scheduler=("fifo", {"max_epochs": 12}))
+    view.setup()
+    now = time.time()
+    for i in range(10):  # 10 epochs of 1 s up to now: 2 left, and the export
+        feed(view, "t0", i + 1, end=now - 9 + i)
+    view._status()
+    assert out.getvalue().rstrip().endswith("| under 0:10 left")

@@ -24,6 +24,9 @@ from trainables.rows import epoch_began, usable_value
 # After the last epoch, before the summary: the best model's export (its evaluation on validation and test) and
 # the summary, a few seconds on the bundled tasks; counted so that the last estimates are not all zero.
 END_S = 3.0
+# Under this many seconds the estimate is the last epochs and the export, whose few seconds it cannot split finely
+# (measured: "~0:08 left" with 4 s left): the line says "under 0:10 left" instead of a figure.
+ALMOST_S = 10.0
 
 
 class Progress(Callback):
@@ -280,6 +283,8 @@ class Progress(Callback):
             left = self.time_left()
             if left is not None and self.epochs_left() <= 0:
                 parts.append("finishing")  # no epoch is left to run: only the end of the search, the export and summary
+            elif left is not None and left[1] < ALMOST_S:
+                parts.append(f"under {clock(ALMOST_S)} left")  # the last epochs and the export: seconds, not a figure
             elif left is not None:
                 parts.append(f"~{clock(left[0])} left" if left[0] == left[1] else f"~{clock(left[0])}-{clock(left[1])} left")
         self._say(" | ".join(parts))
