@@ -197,8 +197,9 @@ class Progress(Callback):
         return spread(jobs, self.workers)
 
     def _waiting(self, marks: list[int], beside: float) -> list[list[float]]:
-        """For each rung, the seconds per epoch of the trials paused at the rung before it, the best first: the promotions to come are theirs, at their own pace (a small MLP promoted runs faster than the
-        rung's average)."""
+        """For each rung, the seconds per epoch of the trials paused at the rung before it, the best first: the
+        promotions to come are theirs, at their own pace (a small MLP promoted runs faster than the rung's
+        average)."""
         sign = 1.0 if self.mode == "min" else -1.0
         out = []
         for mark in marks[:-1]:
