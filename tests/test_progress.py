@@ -239,3 +239,27 @@ def test_the_last_seconds_read_under_ten_seconds_not_a_figure():
         feed(view, "t0", i + 1, end=now - 9 + i)
     view._status()
     assert out.getvalue().rstrip().endswith("| under 0:10 left")
+
+
+def test_the_time_left_benchmark_replays_a_finished_run_through_the_estimator(tmp_path):
+    """`--replay`: a run directory's results, fed in the order their epochs ended. 8 trials of 2 epochs of 1 s, one
+    at a time, no early stopping: at 12 s, 2 trials (4 s) and the export (END_S) are left, and the run's last epoch
+    ended at 16 s."""
+    import json
+
+    import yaml
+
+    from benchmarks.time_left import replay
+
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump({
+        "metric": "val_rmse", "mode": "min", "num_samples": 8, "max_concurrent": 1,
+        "scheduler": {"kind": "fifo", "max_epochs": 2}}))
+    for i in range(8):
+        trial = tmp_path / f"mlp_t{i}"
+        trial.mkdir()
+        (trial / "params.json").write_text(json.dumps(TrialConfig.to_tune("mlp", {}, {})))
+        rows = [{"training_iteration": e, "timestamp": 1000.0 + 2 * i + e, "time_this_iter_s": 1.0, "val_rmse": 1.0} for e in (1, 2)]
+        (trial / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    rows = replay(tmp_path, every=1.0)
+    assert rows[0][0] > (16 + END_S) / 3 and all(row[4] for row in rows)
+    assert (12.0, 2 * 2 * 1.0 + END_S, 2 * 2 * 1.0 + END_S, 16 + END_S - 12, True) in rows
