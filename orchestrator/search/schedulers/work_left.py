@@ -63,10 +63,11 @@ def makespan(marks: list[int], reduction_factor: float, reached: list[int], to_s
     ones, often of other families than the trials the first rung stops); `own`: each started trial's own
     seconds per epoch (None: unknown), for the trials under way; `waiting`: for each rung after the first, the
     own seconds per epoch of the trials paused at the rung before, the best first (the next promotions are
-    theirs). The trials under way run on (they hold a worker); then a free
-    worker takes a promotion (the highest rung first) before a new trial, as the promoting ASHA does. Rung k+1's
-    j-th trial can start once rung k has seen the share of its arrivals that sends j on, so the last promotions
-    wait for the rungs below them and run on fewer workers than there are."""
+    theirs). The trials under way run on (they hold a worker); then a free worker takes a promotion (the
+    highest rung first) before a new trial, as the promoting ASHA does. The j-th promotion past a rung waits for
+    the j-th trial to reach it (no earlier, and no later: waiting for the share of the rung's arrivals that sends j
+    on was measured worse, 249 of 379 replayed estimates within 30% against 326, since the best trials tend to
+    come early), so the last promotions wait for the rungs below them and run on fewer workers than there are."""
     n = arrivals(marks, reduction_factor, reached, to_start)
     starts = [0, *marks[:-1]]
     own = own or [None] * len(reached)
