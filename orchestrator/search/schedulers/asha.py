@@ -151,16 +151,19 @@ class PromotingASHA(FIFOScheduler):
     def on_trial_remove(self, tune_controller, trial: Trial):
         self._gone(trial)
 
+    def _to_resume(self) -> Optional[Trial]:
+        """A promoted trial waiting to resume (the queue also holds ones resumed that have not reported yet)."""
+        return next((t for t in self._queue if t.status in (Trial.PAUSED, Trial.PENDING)), None)
+
     def choose_trial_to_run(self, tune_controller) -> Optional[Trial]:
-        for trial in self._queue:
-            if trial.status in (Trial.PAUSED, Trial.PENDING):
-                return trial
+        if (trial := self._to_resume()) is not None:
+            return trial
         for trial in tune_controller.get_trials():
             if trial.status == Trial.PENDING and trial.trial_id not in self._parked:
                 return trial
         if self._parked and self.busy() < self.capacity and tune_controller.search_alg.is_finished():
             self._end(tune_controller)
-            return self._queue[-1] if self._queue else None
+            return self._to_resume()
         return None
 
     def _end(self, tune_controller) -> None:
