@@ -33,6 +33,17 @@ def within(low: float, high: float, actual: float) -> bool:
     return low <= actual <= high if high > low else abs(low - actual) <= TOLERANCE * actual
 
 
+def said(line: str) -> tuple[float, float] | None:
+    """(low, high) seconds of the time left a line says (`~m:ss left`, a range, or "under 0:10 left"), or None."""
+    found = LEFT.search(line)
+    if not found:
+        return None
+    seconds = int(found[2]) * 60 + int(found[3])
+    if found[1]:
+        return 0.0, float(seconds)
+    return float(seconds), float(int(found[4]) * 60 + int(found[5]) if found[4] else seconds)
+
+
 def score(lines: list[tuple[float, str]]) -> list[tuple[float, float, float, float, bool]]:
     """(when, low, high, actual, within) for each estimate printed after the first third of the run; `lines` are
     (seconds since the start, text). The run ends at its summary's first line."""
@@ -41,13 +52,9 @@ def score(lines: list[tuple[float, str]]) -> list[tuple[float, float, float, flo
         raise SystemExit("no summary ('Done in') in the output: the run did not finish")
     rows = []
     for t, line in lines:
-        found = LEFT.search(line)
-        if not found or t < done / 3:
+        if (left := said(line)) is None or t < done / 3:
             continue
-        said = int(found[2]) * 60 + int(found[3])
-        low, high = (0, said) if found[1] else (said, int(found[4]) * 60 + int(found[5]) if found[4] else said)
-        actual = done - t
-        rows.append((t, float(low), float(high), actual, within(low, high, actual)))
+        rows.append((t, *left, done - t, within(*left, done - t)))
     return rows
 
 
@@ -55,7 +62,8 @@ def replay(run_dir: str | Path, workers: int = 2, every: float = 5.0) -> list[tu
     """(when, low, high, actual, within) for the estimates the progress view would have printed after the first
     third of a finished run, every `every` seconds of its results' time."""
     from orchestrator.reading.results import load_trials, read_experiment
-    from orchestrator.watch.progress import END_S, Progress
+    from orchestrator.watch.eta import END_S
+    from orchestrator.watch.progress import Progress
 
     experiment, trials = read_experiment(Path(run_dir)), load_trials(Path(run_dir))
     scheduler = experiment["scheduler"]
@@ -66,19 +74,27 @@ def replay(run_dir: str | Path, workers: int = 2, every: float = 5.0) -> list[tu
     view = Progress(experiment["metric"], experiment["mode"], experiment["num_samples"], scheduler["max_epochs"],
                     out=io.StringIO(), scheduler=(scheduler["kind"], scheduler), workers=experiment.get("max_concurrent") or workers)
     view.setup()
+    from trainables.rows import epoch_began
+
+    # Tune tells the live view when a trial starts; here, its first epoch's beginning stands for that.
+    starts = sorted((epoch_began(trial.rows[0]), i) for i, trial in enumerate(trials) if trial.rows and "timestamp" in trial.rows[0])
     start = events[0][0] - float(events[0][2].get("time_this_iter_s") or 0.0)
     end = events[-1][0] + END_S
     rows, fed, t = [], 0, start + every
     while t < events[-1][0]:
+        while starts and starts[0][0] <= t:
+            began, i = starts.pop(0)
+            view.on_trial_start(0, [], trials[i])
+            view.starting[trials[i].trial_id] = began
         while fed < len(events) and events[fed][0] <= t:
             _, trial, row = events[fed]
             view.on_trial_result(0, [], trial, row)
             if row.get("training_iteration", 0) >= scheduler["max_epochs"]:
                 view.on_trial_complete(0, [], trial)
             fed += 1
-        left = view.time_left(now=t)
+        left = said(view.left_said(now=t) or "")  # as the status line says it
         if left is not None and t - start >= (end - start) / 3:
-            rows.append((t - start, left[0], left[1], end - t, within(left[0], left[1], end - t)))
+            rows.append((t - start, *left, end - t, within(*left, end - t)))
         t += every
     return rows
 

@@ -16,7 +16,8 @@ from orchestrator.search.schedulers.work_left import (
     rung_epochs_left,
     segment_seconds,
 )
-from orchestrator.watch.progress import END_S, Progress
+from orchestrator.watch.eta import END_S
+from orchestrator.watch.progress import Progress
 from trainables import constants as C
 from trainables.trial import TrialConfig
 
@@ -123,6 +124,41 @@ def test_the_last_promotions_run_on_fewer_workers_than_there_are():
     reached = [8, 5, 4, 4, 2, 2, 2, 2] + [1] * 8
     own = [None, 2.0] + [None] * 14
     assert makespan(marks, 2, reached, 0, 2, per_epoch, own) == pytest.approx(6.0)
+
+
+def test_a_trial_under_way_is_partway_through_its_epoch():
+    """A running trial is as far into its next epoch as the time since its last report, and a trial started that
+    has reported nothing is as far into its first: only the rest is left. Without early stopping, 2 trials of 4
+    epochs of 4 s on 2 workers: t0 reported epoch 2 at 10 s and runs on; t1 started at 8 s. At 11 s: t0 has 2
+    epochs less 1 s (7 s), t1 4 epochs less 3 s (13 s): 13 s, where counting both from the start of an epoch
+    would say 16 s."""
+    view = Progress("val_rmse", "min", 2, 4, out=io.StringIO(), scheduler=("fifo", {"max_epochs": 4}), workers=2)
+    view.setup()
+    feed(view, "t0", 1, end=6.0, seconds=4.0)
+    feed(view, "t0", 2, end=10.0, seconds=4.0)
+    view.on_trial_start(0, [], Trial("t1"))
+    view.starting["t1"] = 8.0  # the wall time it started
+    assert view.work_left(0.0, now=11.0) == pytest.approx(13.0)
+    # Under successive halving the same: rungs 1, 2, 4 of 4 at x2, 2 workers; t0 at epoch 3 and 1 s into its last
+    # (3 s left), t1 3 s into its first and expected to run all 4 (1 s, then 12 s): 13 s, not 16.
+    marks = [1, 2, 4]
+    assert makespan(marks, 2, [3], 1, 2, [4.0] * 3, [4.0]) == pytest.approx(16.0)
+    assert makespan(marks, 2, [3], 1, 2, [4.0] * 3, [4.0], into=[1.0], started=[3.0]) == pytest.approx(13.0)
+
+
+def test_a_trial_promoted_early_stays_promoted():
+    """The promoting ASHA promotes the top ceil(n / rf) of a rung at the end, besides those it promoted while the
+    rung held few trials: rungs 1, 2 of 2 at x2, 8 trials at rung 1, the first promoted when it was alone there
+    and now the worst of them; 1 more trial to come. 5 go on (ceil(9 / 2) and the one promoted early), not 5
+    less the one; a share of 1/2 alone would say 4 + 1."""
+    view = progress(9, scheduler=("asha", {**ASHA, "max_epochs": 2}))
+    feed(view, "early", 1, end=1.0, val_rmse=9.0)
+    feed(view, "early", 2, end=2.0, val_rmse=8.0)
+    for i in range(7):
+        feed(view, f"t{i}", 1, end=3.0 + i, val_rmse=1.0 + i)
+    assert view._excess([1, 2], 2) == [1]
+    assert arrivals([1, 2], 2, [2] + [1] * 7, 1, [1]) == [9, 6]
+    assert arrivals([1, 2], 2, [2] + [1] * 7, 1) == [9, 5]
 
 
 def test_a_rung_sends_on_the_share_its_recent_arrivals_went_on():
@@ -242,9 +278,9 @@ def test_the_last_seconds_read_under_ten_seconds_not_a_figure():
 
 
 def test_the_time_left_benchmark_replays_a_finished_run_through_the_estimator(tmp_path):
-    """`--replay`: a run directory's results, fed in the order their epochs ended. 8 trials of 2 epochs of 1 s, one
-    at a time, no early stopping: at 12 s, 2 trials (4 s) and the export (END_S) are left, and the run's last epoch
-    ended at 16 s."""
+    """`--replay`: a run directory's results, fed in the order their epochs ended. 8 trials of 2 epochs of 3 s, one
+    at a time, no early stopping: at 36 s, 2 trials (12 s) and the export (END_S) are left, and the run's last epoch
+    ended at 48 s. The estimates are read as the status line says them: the last ones "under 0:10 left"."""
     import json
 
     import yaml
@@ -258,8 +294,9 @@ def test_the_time_left_benchmark_replays_a_finished_run_through_the_estimator(tm
         trial = tmp_path / f"mlp_t{i}"
         trial.mkdir()
         (trial / "params.json").write_text(json.dumps(TrialConfig.to_tune("mlp", {}, {})))
-        rows = [{"training_iteration": e, "timestamp": 1000.0 + 2 * i + e, "time_this_iter_s": 1.0, "val_rmse": 1.0} for e in (1, 2)]
+        rows = [{"training_iteration": e, "timestamp": 1000.0 + 6 * i + 3 * e, "time_this_iter_s": 3.0, "val_rmse": 1.0} for e in (1, 2)]
         (trial / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
     rows = replay(tmp_path, every=1.0)
-    assert rows[0][0] > (16 + END_S) / 3 and all(row[4] for row in rows)
-    assert (12.0, 2 * 2 * 1.0 + END_S, 2 * 2 * 1.0 + END_S, 16 + END_S - 12, True) in rows
+    assert rows[0][0] >= (48 + END_S) / 3 and all(row[4] for row in rows)
+    assert (36.0, 2 * 2 * 3.0 + END_S, 2 * 2 * 3.0 + END_S, 48 + END_S - 36, True) in rows
+    assert rows[-1][1:3] == (0.0, 10.0)
