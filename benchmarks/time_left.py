@@ -76,7 +76,9 @@ def replay(run_dir: str | Path, workers: int = 2, every: float = 5.0) -> list[tu
     view.setup()
     from trainables.rows import epoch_began
 
-    # Tune tells the live view when a trial starts; here, its first epoch's beginning stands for that.
+    # Tune tells the live view when a trial starts, and which trials are paused at a rung; here, when each epoch
+    # began stands for that: a trial whose next epoch has not begun is paused.
+    begun = {trial.trial_id: [epoch_began(row) for row in trial.rows if "timestamp" in row] for trial in trials}
     starts = sorted((epoch_began(trial.rows[0]), i) for i, trial in enumerate(trials) if trial.rows and "timestamp" in trial.rows[0])
     start = events[0][0] - float(events[0][2].get("time_this_iter_s") or 0.0)
     end = events[-1][0] + END_S
@@ -92,6 +94,9 @@ def replay(run_dir: str | Path, workers: int = 2, every: float = 5.0) -> list[tu
             if row.get("training_iteration", 0) >= scheduler["max_epochs"]:
                 view.on_trial_complete(0, [], trial)
             fed += 1
+        view.paused = {tid for tid, epoch in view.at.items()
+                       if epoch < scheduler["max_epochs"] and (epoch >= len(begun[tid]) or begun[tid][epoch] > t)}
+        view.resumed.update({tid: begun[tid][epoch] for tid, epoch in view.at.items() if tid not in view.paused and epoch < len(begun[tid])})
         left = said(view.left_said(now=t) or "")  # as the status line says it
         if left is not None and t - start >= (end - start) / 3:
             rows.append((t - start, *left, end - t, within(*left, end - t)))

@@ -59,13 +59,13 @@ def test_asha_expects_each_trial_to_pass_a_rung_with_one_chance_in_its_factor():
 
 def test_time_left_is_the_epochs_left_at_the_recent_pace():
     """16 trials, rungs 1, 2, 4 of 8 at x2: every trial reaches rung 1, 8 rung 2, 4 rung 4 and 2 the end, 40 epochs in
-    all; 10 have run their first epoch (one a second, one slot), so 30 are left, whichever of them are paused. Then
-    the export and the summary (`END_S`)."""
+    all; 10 have run their first epoch (one a second, one slot), so 30 are left, whichever of them are paused (the
+    one running has just reported: it is not into its next epoch yet). Then the export and the summary (`END_S`)."""
     view = progress(16)
     assert view.time_left(now=0.0) is None, "nothing to go on before the first epoch"
     for i in range(10):
         feed(view, f"t{i}", 1, end=1.0 + i)
-    view.paused = {f"t{i}" for i in range(5, 10)}
+    view.paused = {f"t{i}" for i in range(5)}
     assert view.epochs_left() == pytest.approx(40 - 10)
     assert view.time_left(now=10.0) == pytest.approx((30 + END_S, 30 + END_S))
 
@@ -144,6 +144,21 @@ def test_a_trial_under_way_is_partway_through_its_epoch():
     marks = [1, 2, 4]
     assert makespan(marks, 2, [3], 1, 2, [4.0] * 3, [4.0]) == pytest.approx(16.0)
     assert makespan(marks, 2, [3], 1, 2, [4.0] * 3, [4.0], into=[1.0], started=[3.0]) == pytest.approx(13.0)
+    # A trial at a rung that runs (promoted, resumed) is under way to the next, as far into its epoch as the time
+    # since it resumed: 2 epochs less 1 s; paused there, its promotion is still to come, 2 whole epochs.
+    assert makespan(marks, 2, [2], 0, 1, [4.0] * 3, [4.0], into=[1.0], moving=[True]) == pytest.approx(7.0)
+    assert makespan(marks, 2, [2], 0, 1, [4.0] * 3, [4.0]) == pytest.approx(8.0)
+    view = Progress("val_rmse", "min", 1, 4, out=io.StringIO(), scheduler=("asha", {**ASHA, "max_epochs": 4}))
+    view.setup()
+    feed(view, "t0", 2, end=10.0, seconds=4.0)
+    trial = FakeTrial("t0")
+    trial.status = "PAUSED"
+    view.on_step_end(0, [trial])
+    trial.status = "RUNNING"
+    view.on_step_end(0, [trial])  # resumed: its epoch runs from this step
+    assert "t0" in view.resumed and not view.paused
+    view.resumed["t0"] = 30.0  # the wall time of that step
+    assert view.work_left(0.0, now=31.0) == pytest.approx(7.0)
 
 
 def test_a_trial_promoted_early_stays_promoted():

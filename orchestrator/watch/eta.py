@@ -80,13 +80,13 @@ class TimeLeft:
         # How far into its epoch each trial is: a trial started that has reported nothing yet, and one running
         # since its last report (a paused one runs nothing; at most one a worker, the latest to report).
         started = [max(0.0, now - began) for began in self.starting.values()]
-        running = sorted((tid for tid in self.at if tid not in self.paused), key=self.reported.get)[-self.workers:]
-        into = [max(0.0, now - self.reported[tid]) if tid in running else 0.0 for tid in self.runs]
+        running = self._running()
+        into = [max(0.0, now - max(self.reported[tid], self.resumed.get(tid, 0.0))) if tid in running else 0.0 for tid in self.runs]
         if marks is not None:
             own = [run[-1] + beside if tid in self.at else None for tid, run in self.runs.items()]
             per_epoch = [x + beside for x in segment_seconds(marks, runs)]
-            return makespan(marks, factor, reached, not_started, self.workers, per_epoch, own, self._waiting(marks, beside),
-                            started, into, self._excess(marks, factor))
+            return makespan(marks, factor, reached, not_started, self.workers, per_epoch, own, self._waiting(marks, beside, running),
+                            started, into, self._excess(marks, factor), [tid in running for tid in self.runs])
         kind, options = self.scheduler
         left, first = SCHEDULERS[kind].epochs_left, segment_seconds([self.max_epochs], runs)[0] + beside
         new = left(options, 0) * first
@@ -108,15 +108,21 @@ class TimeLeft:
             out.append(sum(on for _, on in here[math.ceil(len(here) / factor - 1e-9):]))
         return out
 
-    def _waiting(self, marks: list[int], beside: float) -> list[list[float]]:
+    def _running(self) -> set[str]:
+        """The trials running now: not ended, not paused at a rung, with epochs left; at most one a worker, the
+        latest to report (Tune's statuses come at each step)."""
+        moving = [tid for tid, epoch in self.at.items() if tid not in self.paused and epoch < self.max_epochs]
+        return set(sorted(moving, key=lambda tid: max(self.reported[tid], self.resumed.get(tid, 0.0)))[-self.workers:])
+
+    def _waiting(self, marks: list[int], beside: float, running: set[str]) -> list[list[float]]:
         """For each rung, the seconds per epoch of the trials paused at the rung before it, the best first: the
         promotions to come are theirs, at their own pace (a small MLP promoted runs faster than the rung's
-        average)."""
+        average). A trial at a rung that runs on is not waiting: it is under way to the next."""
         sign = 1.0 if self.mode == "min" else -1.0
         out = []
         for mark in marks[:-1]:
             here = [(sign * value, self.runs[tid][-1] + beside) for tid, epoch in self.at.items()
-                    if epoch == mark and self.runs.get(tid) and (value := usable_value(self.last.get(tid, {}), self.metric)) is not None]
+                    if epoch == mark and tid not in running and self.runs.get(tid) and (value := usable_value(self.last.get(tid, {}), self.metric)) is not None]
             out.append([cost for _, cost in sorted(here)])
         return [[], *out]  # indexed by the rung a promotion runs to: none runs to the first
 

@@ -47,6 +47,7 @@ class Progress(TimeLeft, Callback):
         self.seconds: list[float] = []  # the same epochs' own seconds (time_this_iter_s)
         self.runs: dict[str, list[float]] = {}  # trial id -> seconds of each epoch it ran, trials in the order they began
         self.reported: dict[str, float] = {}  # trial id -> wall time its last epoch ended
+        self.resumed: dict[str, float] = {}  # trial id -> wall time it last left a rung, promoted
         self.values: dict[str, list[float]] = {}  # trial id -> its value after each epoch it ran (higher is better)
         self.busy: list[tuple[float, float]] = []  # (wall time, worker-seconds taken by running trials until then)
         self.first_began: float | None = None  # wall time the first of them began
@@ -147,7 +148,10 @@ class Progress(TimeLeft, Callback):
         self._status()
 
     def on_step_end(self, iteration, trials, **info):
-        self.paused = {t.trial_id for t in trials if t.status == "PAUSED"}
+        paused = {t.trial_id for t in trials if t.status == "PAUSED"}
+        for tid in self.paused - paused:  # resumed (or ended): a resumed trial's epoch runs from now
+            self.resumed[tid] = time.time()
+        self.paused = paused
         self.hold(trials, time.time())
         if time.monotonic() - self.last_print >= self.interval:
             self._status()

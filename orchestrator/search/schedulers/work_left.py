@@ -59,7 +59,8 @@ def rung_epochs_left(marks: list[int], reduction_factor: float, reached: list[in
 
 def makespan(marks: list[int], reduction_factor: float, reached: list[int], to_start: int, workers: int,
              per_epoch: list[float], own: list[float | None] | None = None, waiting: list[list[float]] | None = None,
-             started: list[float] | None = None, into: list[float] | None = None, excess: list[int] | None = None) -> float:
+             started: list[float] | None = None, into: list[float] | None = None, excess: list[int] | None = None,
+             moving: list[bool] | None = None) -> float:
     """How long `workers` take to run what successive halving has left, in seconds.
 
     `per_epoch`: the seconds of an epoch between each rung and the one before (promoted trials are the better
@@ -69,7 +70,8 @@ def makespan(marks: list[int], reduction_factor: float, reached: list[int], to_s
     theirs); `into`: for each started trial, the seconds since its last epoch ended (a trial under way is that far
     into its next one); `started`: for each trial started that has reported no epoch yet (counted in `to_start`),
     the seconds since it started (it holds a worker, and its first epoch is partly run); `excess`: for each rung,
-    the trials promoted from it that are not among its top ceil(n / rf) now (`arrivals`). The trials under way
+    the trials promoted from it that are not among its top ceil(n / rf) now (`arrivals`); `moving`: for each
+    started trial, whether it runs now (one at a rung that runs is under way to the next). The trials under way
     run on (they hold a worker); then a free worker takes a promotion (the highest rung first) before a new
     trial, as the promoting ASHA does. The j-th promotion past a rung waits for
     the j-th trial to reach it (no earlier, and no later: waiting for the share of the rung's arrivals that sends j
@@ -79,8 +81,9 @@ def makespan(marks: list[int], reduction_factor: float, reached: list[int], to_s
     starts = [0, *marks[:-1]]
     own = own or [None] * len(reached)
     completed = [sum(e >= m for e in reached) for m in marks]
-    into = into or [0.0] * len(reached)
-    under = [sorted((m - e) * (o or per_epoch[i]) - min(t, o or per_epoch[i]) for e, o, t in zip(reached, own, into) if s < e < m)
+    into, moving = into or [0.0] * len(reached), moving or [False] * len(reached)
+    under = [sorted((m - e) * (o or per_epoch[i]) - min(t, o or per_epoch[i])
+                    for e, o, t, go in zip(reached, own, into, moving) if s < e < m or go and 0 < s == e)
              for i, (s, m) in enumerate(zip(starts, marks))]
     under[0] = sorted(under[0] + [max(0.0, marks[0] * per_epoch[0] - elapsed) for elapsed in (started or [])])
     todo = [max(0, n[i] - completed[i] - len(under[i])) for i in range(len(marks))]
