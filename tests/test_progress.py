@@ -13,6 +13,7 @@ from orchestrator.search.schedulers import SCHEDULERS
 from orchestrator.search.schedulers.work_left import (
     arrivals,
     makespan,
+    new_trial_seconds,
     rung_epochs_left,
     segment_seconds,
 )
@@ -174,6 +175,19 @@ def test_a_trial_promoted_early_stays_promoted():
     assert view._excess([1, 2], 2) == [1]
     assert arrivals([1, 2], 2, [2] + [1] * 7, 1, [1]) == [9, 6]
     assert arrivals([1, 2], 2, [2] + [1] * 7, 1) == [9, 5]
+
+
+def test_a_new_trial_costs_what_the_families_the_searcher_draws_now_cost():
+    """A searcher that has learned draws mostly one family: 30 trials, the first 20 of 1-s MLPs, the last 10 of 3-s
+    GRUs. A new trial costs the recent 10 trials' families, each at its own mean: 3 s, not the 2.3 s of the recent
+    half's epochs (5 MLPs, 10 GRUs). And the view records each trial's family from its config."""
+    runs, families = [[1.0]] * 20 + [[3.0]] * 10, ["mlp"] * 20 + ["gru"] * 10
+    assert new_trial_seconds(runs, families, 1) == pytest.approx(3.0)
+    assert segment_seconds([1], runs) == pytest.approx([(5 * 1.0 + 10 * 3.0) / 15])
+    assert new_trial_seconds(runs[:25], families[:25], 1) == pytest.approx((5 * 1.0 + 5 * 3.0) / 10)
+    view = progress(4)
+    feed(view, "t0", 1, end=1.0)
+    assert view.family["t0"] == "mlp"
 
 
 def test_a_rung_sends_on_the_share_its_recent_arrivals_went_on():

@@ -70,12 +70,14 @@ class TimeLeft:
         from orchestrator.search.schedulers import SCHEDULERS
         from orchestrator.search.schedulers.work_left import (
             makespan,
+            new_trial_seconds,
             segment_seconds,
             spread,
         )
 
         marks, factor, not_started = self._rungs()
         reached, runs = self._trials()
+        families = [self.family.get(tid) for tid in self.runs]
         now = time.time() if now is None else now
         # How far into its epoch each trial is: a trial started that has reported nothing yet, and one running
         # since its last report (a paused one runs nothing; at most one a worker, the latest to report).
@@ -85,10 +87,11 @@ class TimeLeft:
         if marks is not None:
             own = [run[-1] + beside if tid in self.at else None for tid, run in self.runs.items()]
             per_epoch = [x + beside for x in segment_seconds(marks, runs)]
+            per_epoch[0] = new_trial_seconds(runs, families, marks[0]) + beside
             return makespan(marks, factor, reached, not_started, self.workers, per_epoch, own, self._waiting(marks, beside, running),
                             started, into, self._excess(marks, factor), [tid in running for tid in self.runs])
         kind, options = self.scheduler
-        left, first = SCHEDULERS[kind].epochs_left, segment_seconds([self.max_epochs], runs)[0] + beside
+        left, first = SCHEDULERS[kind].epochs_left, new_trial_seconds(runs, families, self.max_epochs) + beside
         new = left(options, 0) * first
         jobs = [max(0.0, new - min(t, first)) for t in started[:not_started]] + [new] * max(0, not_started - len(started))
         for (tid, run), t in zip(self.runs.items(), into):

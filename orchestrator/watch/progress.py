@@ -47,6 +47,7 @@ class Progress(TimeLeft, Callback):
         self.seconds: list[float] = []  # the same epochs' own seconds (time_this_iter_s)
         self.runs: dict[str, list[float]] = {}  # trial id -> seconds of each epoch it ran, trials in the order they began
         self.reported: dict[str, float] = {}  # trial id -> wall time its last epoch ended
+        self.family: dict[str, str | None] = {}
         self.resumed: dict[str, float] = {}  # trial id -> wall time it last left a rung, promoted
         self.values: dict[str, list[float]] = {}  # trial id -> its value after each epoch it ran (higher is better)
         self.busy: list[tuple[float, float]] = []  # (wall time, worker-seconds taken by running trials until then)
@@ -98,6 +99,7 @@ class Progress(TimeLeft, Callback):
         self.running.add(trial.trial_id)
         self.starting.pop(trial.trial_id, None)
         self.last[trial.trial_id] = result
+        self.family.setdefault(trial.trial_id, ((getattr(trial, "config", None) or {}).get("arch") or {}).get("family"))
         if not result.get(C.INFEASIBLE):  # an infeasible trial's one result trained nothing
             self.epochs.append(float(result.get("timestamp") or time.time()))
             seconds = float(result.get("time_this_iter_s") or 0.0)
