@@ -172,7 +172,10 @@ def test_a_trial_promoted_early_stays_promoted():
     feed(view, "early", 2, end=2.0, val_rmse=8.0)
     for i in range(7):
         feed(view, f"t{i}", 1, end=3.0 + i, val_rmse=1.0 + i)
+    view.paused = {f"t{i}" for i in range(7)}
     assert view._excess([1, 2], 2) == [1]
+    view.paused.discard("t6")  # running on from the rung: promoted as well, and the worst there
+    assert view._excess([1, 2], 2) == [2]
     assert arrivals([1, 2], 2, [2] + [1] * 7, 1, [1]) == [9, 6]
     assert arrivals([1, 2], 2, [2] + [1] * 7, 1) == [9, 5]
 
@@ -196,8 +199,10 @@ def test_a_rung_sends_on_the_share_its_recent_arrivals_went_on():
     and (10 + 10/3) / (20 + 10) of the 60 to come: 37, not the third of 100 a fixed share would say."""
     reached = [1] * 20 + [3, 1] * 10
     assert arrivals([1, 3, 9], 3, reached, 60)[:2] == [100, 10 + math.ceil(60 * (10 + 10 / 3) / 30 - 1e-9)]
-    # Once every trial has arrived, a rung sends on at least ceil(n / rf) (the promoting ASHA's end).
+    # Once every trial has arrived, a rung sends on at least ceil(n / rf) (the promoting ASHA's end); a trial at
+    # the rung that runs (promoted, its next epoch not reported yet) has gone on.
     assert arrivals([1, 3, 9], 3, [1] * 10, 0) == [10, 4, 2]
+    assert arrivals([1, 3, 9], 3, [1] * 10, 0, moving=[True] * 5 + [False] * 5) == [10, 5, 2]
 
 
 def test_an_epoch_costs_its_own_seconds_and_what_the_workers_spend_beside_it():

@@ -55,7 +55,9 @@ class TimeLeft:
 
         marks, factor, not_started = self._rungs()
         if marks is not None:
-            return rung_epochs_left(marks, factor, self._trials()[0], not_started, self._excess(marks, factor))
+            running = self._running()
+            return rung_epochs_left(marks, factor, self._trials()[0], not_started, self._excess(marks, factor),
+                                    [tid in running for tid in self.runs])
         kind, options = self.scheduler
         left = SCHEDULERS[kind].epochs_left
         running = sum(1.0 + left(options, epoch + 1) for tid, epoch in self.at.items() if tid not in self.paused and epoch < self.max_epochs)
@@ -105,9 +107,9 @@ class TimeLeft:
     def _excess(self, marks: list[int], factor: float) -> list[int]:
         """For each rung, the trials promoted from it that are not among its top ceil(n / rf) now: promoted
         while the rung held few, they stay promoted, and the end of the search promotes ceil(n / rf) besides."""
-        out = []
+        out, running = [], self._running()
         for mark in marks[:-1]:
-            here = sorted(((v[mark - 1], len(v) > mark) for v in self.values.values() if len(v) >= mark), reverse=True)
+            here = sorted(((v[mark - 1], len(v) > mark or tid in running) for tid, v in self.values.items() if len(v) >= mark), reverse=True)
             out.append(sum(on for _, on in here[math.ceil(len(here) / factor - 1e-9):]))
         return out
 

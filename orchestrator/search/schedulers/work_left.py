@@ -24,11 +24,13 @@ def _ceil(x: float) -> int:
     return math.ceil(x - 1e-9)
 
 
-def arrivals(marks: list[int], reduction_factor: float, reached: list[int], to_start: int, excess: list[int] | None = None) -> list[int]:
+def arrivals(marks: list[int], reduction_factor: float, reached: list[int], to_start: int, excess: list[int] | None = None,
+             moving: list[bool] | None = None) -> list[int]:
     """The trials that will reach each rung of `marks` (the rungs, max_epochs last).
 
     `reached`: the epochs each started trial has run, oldest trial first (one paused at a rung has reached it;
-    an ended one its last); `to_start`: trials not started yet. Every trial reaches the first rung. Past a rung
+    an ended one its last), and `moving` whether it runs now; `to_start`: trials not started yet. Every trial
+    reaches the first rung. Past a rung
     go the trials already beyond it and a share of those still to arrive there: the share its recent arrivals
     went on (asynchronous promotions send more than 1/rf: a trial among the best of the few there at the time
     goes on), shrunk towards 1/rf while few have arrived; and at least ceil(n / rf), what the promoting ASHA
@@ -37,24 +39,27 @@ def arrivals(marks: list[int], reduction_factor: float, reached: list[int], to_s
     passed its first rung, not 8)."""
     out: list[int] = []
     n = len(reached) + to_start
+    moving = moving or [False] * len(reached)
     for i, mark in enumerate(marks):
-        here = [e for e in reached if e >= mark]
+        # Whether each trial that reached the rung went on: beyond it, or at it and running (promoted).
+        here = [e > mark or go for e, go in zip(reached, moving) if e >= mark]
         n = max(n, len(here))
         out.append(n)
         if i + 1 == len(marks):
             break
         recent = here[int(len(here) * (1 - RECENT)):]
-        share = max(1 / reduction_factor, (sum(e > mark for e in recent) + PRIOR_TRIALS / reduction_factor) / (len(recent) + PRIOR_TRIALS))
-        onward = sum(e > mark for e in here)  # promoted: running towards the next rung, or beyond it
+        share = max(1 / reduction_factor, (sum(recent) + PRIOR_TRIALS / reduction_factor) / (len(recent) + PRIOR_TRIALS))
+        onward = sum(here)  # promoted: running towards the next rung, or beyond it
         n = max(_ceil(n / reduction_factor) + (excess[i] if excess else 0), _ceil(onward + share * (n - len(here))))
     return out
 
 
-def rung_epochs_left(marks: list[int], reduction_factor: float, reached: list[int], to_start: int, excess: list[int] | None = None) -> float:
+def rung_epochs_left(marks: list[int], reduction_factor: float, reached: list[int], to_start: int, excess: list[int] | None = None,
+                     moving: list[bool] | None = None) -> float:
     """The epochs successive halving still runs: each rung's arrivals times the epochs from the rung before,
     less the epochs already run."""
     total, before = 0.0, 0
-    for mark, n in zip(marks, arrivals(marks, reduction_factor, reached, to_start, excess)):
+    for mark, n in zip(marks, arrivals(marks, reduction_factor, reached, to_start, excess, moving)):
         total += n * (mark - before)
         before = mark
     return max(0.0, total - sum(min(e, marks[-1]) for e in reached))
@@ -80,7 +85,7 @@ def makespan(marks: list[int], reduction_factor: float, reached: list[int], to_s
     the j-th trial to reach it (no earlier, and no later: waiting for the share of the rung's arrivals that sends j
     on was measured worse, 249 of 379 replayed estimates within 30% against 326, since the best trials tend to
     come early), so the last promotions wait for the rungs below them and run on fewer workers than there are."""
-    n = arrivals(marks, reduction_factor, reached, to_start, excess)
+    n = arrivals(marks, reduction_factor, reached, to_start, excess, moving)
     starts = [0, *marks[:-1]]
     own = own or [None] * len(reached)
     completed = [sum(e >= m for e in reached) for m in marks]
