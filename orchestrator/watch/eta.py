@@ -18,6 +18,8 @@ END_S = 3.0
 # Under this many seconds the estimate is the last epochs and the export, whose few seconds it cannot split finely
 # (measured: "~0:08 left" with 4 s left): the line says "under 0:10 left" instead of a figure.
 ALMOST_S = 10.0
+# A trial that reached a rung this recently may be one Tune is pausing: it says RUNNING until the checkpoint is saved.
+PAUSING_S = 1.0
 
 
 class TimeLeft:
@@ -84,14 +86,14 @@ class TimeLeft:
         # How far into its epoch each trial is: a trial started that has reported nothing yet, and one running
         # since its last report (a paused one runs nothing; at most one a worker, the latest to report).
         started = [max(0.0, now - began) for began in self.starting.values()]
-        running = self._running()
+        running = self._running(now)
         into = [max(0.0, now - max(self.reported[tid], self.resumed.get(tid, 0.0))) if tid in running else 0.0 for tid in self.runs]
         if marks is not None:
             own = [run[-1] + beside if tid in self.at else None for tid, run in self.runs.items()]
             per_epoch = [x + beside for x in segment_seconds(marks, runs)]
             per_epoch[0] = new_trial_seconds(runs, families, marks[0]) + beside
             return makespan(marks, factor, reached, not_started, self.workers, per_epoch, own, self._waiting(marks, beside, running),
-                            started, into, self._excess(marks, factor), [tid in running for tid in self.runs])
+                            started, into, self._excess(marks, factor, now), [tid in running for tid in self.runs])
         kind, options = self.scheduler
         left, first = SCHEDULERS[kind].epochs_left, new_trial_seconds(runs, families, self.max_epochs) + beside
         new = left(options, 0) * first
@@ -104,19 +106,23 @@ class TimeLeft:
             jobs.append(max(0.0, rest * cost - min(t, cost)))
         return spread(jobs, self.workers)
 
-    def _excess(self, marks: list[int], factor: float) -> list[int]:
+    def _excess(self, marks: list[int], factor: float, now: float | None = None) -> list[int]:
         """For each rung, the trials promoted from it that are not among its top ceil(n / rf) now: promoted
         while the rung held few, they stay promoted, and the end of the search promotes ceil(n / rf) besides."""
-        out, running = [], self._running()
+        out, running = [], self._running(now)
         for mark in marks[:-1]:
             here = sorted(((v[mark - 1], len(v) > mark or tid in running) for tid, v in self.values.items() if len(v) >= mark), reverse=True)
             out.append(sum(on for _, on in here[math.ceil(len(here) / factor - 1e-9):]))
         return out
 
-    def _running(self) -> set[str]:
+    def _running(self, now: float | None = None) -> set[str]:
         """The trials running now: not ended, not paused at a rung, with epochs left; at most one a worker, the
-        latest to report (Tune's statuses come at each step)."""
-        moving = [tid for tid, epoch in self.at.items() if tid not in self.paused and epoch < self.max_epochs]
+        latest to report (Tune's statuses come at each step). One that reached a rung in the last `PAUSING_S`
+        counts as paused: Tune says RUNNING while it saves the checkpoint of a trial it pauses."""
+        now = time.time() if now is None else now
+        marks = set(self._rungs()[0] or ())
+        moving = [tid for tid, epoch in self.at.items() if tid not in self.paused and epoch < self.max_epochs
+                  and not (epoch in marks and now - self.reported[tid] < PAUSING_S and self.resumed.get(tid, 0.0) < self.reported[tid])]
         return set(sorted(moving, key=lambda tid: max(self.reported[tid], self.resumed.get(tid, 0.0)))[-self.workers:])
 
     def _waiting(self, marks: list[int], beside: float, running: set[str]) -> list[list[float]]:
