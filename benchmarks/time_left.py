@@ -9,9 +9,9 @@ a single figure when it is within 30% of it (the acceptance of the honest-answer
 Prints a line per estimate (`MISS` where it is off) and the count within 30%; `--log` keeps the stamped output.
 `--replay` needs no new run: it feeds a finished run's results, in the order their epochs ended, to the progress
 view's own estimator, and asks it for the time left every `--every` seconds (the run's end: its last epoch and the
-3 s the estimator counts for the export), so that a change to the estimator can be tried on recorded runs in
-seconds. The worker-seconds held are then the workers times the wall time (a run directory does not record
-which trials Tune had running at each step).
+seconds the estimator counts for the export, `END_S`), so that a change to the estimator can be tried on recorded
+runs in seconds. The worker-seconds held are then the workers times the wall time, and a trial is paused where
+its next epoch had not begun (a run directory does not record which trials Tune had running at each step).
 """
 
 from __future__ import annotations

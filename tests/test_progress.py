@@ -102,7 +102,7 @@ def test_an_early_estimate_is_a_range_and_ended_trials_count_nothing():
     for i in range(4):
         feed(view, f"t{i}", 1, end=1.0 + i)
     view.paused = {"t0", "t1", "t2", "t3"}
-    assert view.time_left(now=4.0) == pytest.approx((0.75 * 39, 1.5 * 39))  # 40 - 4 epochs, one a second, and END_S
+    assert view.time_left(now=4.0) == pytest.approx((0.75 * (36 + END_S), 1.5 * (36 + END_S)))  # 40 - 4 epochs, 1 s each
     # An infeasible trial ran nothing and will run nothing: 15 trials reach rung 1, 8 rung 2, 4 rung 4, 2 the end.
     view.last["bad"] = {C.INFEASIBLE: "refused", "training_iteration": 1}
     view.on_trial_complete(0, [], Trial("bad"))
@@ -336,5 +336,6 @@ def test_the_time_left_benchmark_replays_a_finished_run_through_the_estimator(tm
         (trial / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
     rows = replay(tmp_path, every=1.0)
     assert rows[0][0] >= (48 + END_S) / 3 and all(row[4] for row in rows)
-    assert (36.0, 2 * 2 * 3.0 + END_S, 2 * 2 * 3.0 + END_S, 48 + END_S - 36, True) in rows
+    said = float(int(2 * 2 * 3.0 + END_S))  # in whole seconds, as the status line says it
+    assert (36.0, said, said, 48 + END_S - 36, True) in rows
     assert rows[-1][1:3] == (0.0, 10.0)
