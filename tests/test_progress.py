@@ -17,7 +17,8 @@ from orchestrator.search.schedulers.work_left import (
     rung_epochs_left,
     segment_seconds,
 )
-from orchestrator.watch.eta import END_S
+from orchestrator.watch.console import clock
+from orchestrator.watch.eta import END_S, SMOOTH_S
 from orchestrator.watch.progress import Progress
 from trainables import constants as C
 from trainables.trial import TrialConfig
@@ -195,6 +196,20 @@ def test_a_new_trial_costs_what_the_families_the_searcher_draws_now_cost():
     view = progress(4)
     feed(view, "t0", 1, end=1.0)
     assert view.family["t0"] == "mlp"
+
+
+def test_the_status_line_smooths_the_end_it_points_to():
+    """One step's noise does not swing the line: the end the estimates point to moves towards each new one by
+    1 - exp(-dt / SMOOTH_S). The estimate drops from 100 s to 50 s a second later: the line says 90 s; half a
+    minute on, the new estimate."""
+    view = progress(4, scheduler=("fifo", {"max_epochs": 8}))
+    feed(view, "t0", 1, end=0.0)
+    estimates = iter([(100.0, 100.0), (50.0, 50.0), (21.0, 21.0)])
+    view.time_left = lambda now=None: next(estimates)  # the estimator is tested above; this is the line's smoothing
+    assert view.left_said(now=0.0) == "~1:40 left"
+    end = 100.0 + (1 - math.exp(-1.0 / SMOOTH_S)) * (51.0 - 100.0)
+    assert view.left_said(now=1.0) == f"~{clock(end - 1.0)} left" == "~1:30 left"
+    assert view.left_said(now=31.0) == "~0:21 left"
 
 
 def test_a_rung_sends_on_the_share_its_recent_arrivals_went_on():

@@ -50,6 +50,7 @@ class Progress(TimeLeft, Callback):
         self.family: dict[str, str | None] = {}
         self.resumed: dict[str, float] = {}  # trial id -> wall time it last left a rung, promoted
         self.values: dict[str, list[float]] = {}  # trial id -> its value after each epoch it ran (higher is better)
+        self.said_end: tuple[float, float] | None = None  # (wall time, end of the search) the status line said last
         self.busy: list[tuple[float, float]] = []  # (wall time, worker-seconds taken by running trials until then)
         self.first_began: float | None = None  # wall time the first of them began
         self.at: dict[str, int] = {}  # trial id -> epochs it has run, for the trials not ended yet
