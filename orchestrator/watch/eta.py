@@ -27,10 +27,10 @@ PAUSING_S = 1.0
 
 class TimeLeft:
     """Estimates the time a search has left from the progress view's books: `runs` (each started trial's epoch
-    seconds), `values` (its value after each), `at` (epochs run by the trials not ended), `paused`, `starting`
-    and `reported` (when a trial started, when it last reported), `epochs` and `seconds` (every epoch's end and
-    own seconds), `busy` (the worker-seconds held), with the search's `scheduler`, `num_samples`,
-    `max_epochs` and `workers`."""
+    seconds), `values` (its value after each), `family`, `at` (epochs run by the trials not ended), `paused`,
+    `starting`, `reported` and `resumed` (when a trial started, last reported, last left a rung), `epochs` and
+    `seconds` (every epoch's end and own seconds), `busy` (the worker-seconds held), with the search's
+    `scheduler`, `num_samples`, `max_epochs` and `workers`."""
 
     def _rungs(self) -> tuple[list[int] | None, float, int]:
         """(the rungs of successive halving or None, the reduction factor, trials not started yet)."""
@@ -50,7 +50,7 @@ class TimeLeft:
         runs = list(self.runs.values())
         return [len(r) for r in runs], runs
 
-    def epochs_left(self) -> float:
+    def epochs_left(self, now: float | None = None) -> float:
         """The epochs the scheduler is still expected to run. Under successive halving, counted by rung over the
         whole search (`work_left.rung_epochs_left`); otherwise each trial not started its expected epochs, each
         running trial the rest of its own, having passed the rung it reported last (it runs on), and each trial
@@ -60,8 +60,8 @@ class TimeLeft:
 
         marks, factor, not_started = self._rungs()
         if marks is not None:
-            running = self._running()
-            return rung_epochs_left(marks, factor, self._trials()[0], not_started, self._excess(marks, factor),
+            running = self._running(now)
+            return rung_epochs_left(marks, factor, self._trials()[0], not_started, self._excess(marks, factor, now),
                                     [tid in running for tid in self.runs])
         kind, options = self.scheduler
         left = SCHEDULERS[kind].epochs_left
@@ -72,8 +72,8 @@ class TimeLeft:
     def work_left(self, beside: float = 0.0, now: float | None = None) -> float:
         """Seconds the workers take to run the epochs left, at the epochs' own seconds (`time_this_iter_s`) and
         `beside` more per epoch: under successive halving each rung's epochs at the seconds of the epochs run
-        there (`work_left.makespan`), otherwise each trial's rest at its own seconds per epoch, a new trial's at
-        the recent first epochs'."""
+        there (`work_left.makespan`), otherwise each trial's rest at its own seconds per epoch; a new trial's at
+        the cost of the families the searcher draws now (`work_left.new_trial_seconds`)."""
         from orchestrator.search.schedulers import SCHEDULERS
         from orchestrator.search.schedulers.work_left import (
             makespan,
@@ -170,7 +170,7 @@ class TimeLeft:
             since, recent = self.first_began, list(range(len(self.epochs)))
         beside = max(0.0, self._taken(since, now) - sum(self.seconds[i] for i in recent)) / len(recent)
         seconds = self.work_left(beside, now) + END_S
-        young = len(self.epochs) < max(10.0, 0.2 * (len(self.epochs) + self.epochs_left()))
+        young = len(self.epochs) < max(10.0, 0.2 * (len(self.epochs) + self.epochs_left(now)))
         return (0.75 * seconds, 1.5 * seconds) if young else (seconds, seconds)
 
     def hold(self, trials, now: float) -> None:
@@ -201,7 +201,7 @@ class TimeLeft:
         self.said_end = (now, end)
         scale = max(0.0, end - now) / mid if mid > 0 else 1.0
         left = (left[0] * scale, left[1] * scale)
-        if self.epochs_left() <= 0:
+        if self.epochs_left(now) <= 0:
             return "finishing"  # no epoch is left to run: only the end of the search, the export and summary
         if left[1] < ALMOST_S:
             return f"under {clock(ALMOST_S)} left"  # the last epochs and the export: seconds, not a figure
