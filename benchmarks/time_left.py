@@ -64,6 +64,7 @@ def replay(run_dir: str | Path, workers: int = 2, every: float = 5.0) -> list[tu
     from orchestrator.reading.results import load_trials, read_experiment
     from orchestrator.watch.eta import END_S
     from orchestrator.watch.progress import Progress
+    from trainables.rows import epoch_began
 
     experiment, trials = read_experiment(Path(run_dir)), load_trials(Path(run_dir))
     scheduler = experiment["scheduler"]
@@ -74,8 +75,6 @@ def replay(run_dir: str | Path, workers: int = 2, every: float = 5.0) -> list[tu
     view = Progress(experiment["metric"], experiment["mode"], experiment["num_samples"], scheduler["max_epochs"],
                     out=io.StringIO(), scheduler=(scheduler["kind"], scheduler), workers=experiment.get("max_concurrent") or workers)
     view.setup()
-    from trainables.rows import epoch_began
-
     # Tune tells the live view when a trial starts, and which trials are paused at a rung; here, when each epoch
     # began stands for that: a trial whose next epoch has not begun is paused.
     begun = {trial.trial_id: [epoch_began(row) for row in trial.rows if "timestamp" in row] for trial in trials}

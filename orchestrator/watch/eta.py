@@ -10,7 +10,6 @@ import math
 import time
 
 from orchestrator.watch.console import clock
-from trainables.rows import usable_value
 
 # After the last epoch, before the summary: stopping the trials still paused, the best model's export and the
 # summary; measured 0.3-1.1 s from the last trial's line to the summary over 9 runs of the bundled tasks (3 s,
@@ -132,11 +131,10 @@ class TimeLeft:
         """For each rung, the seconds per epoch of the trials paused at the rung before it, the best first: the
         promotions to come are theirs, at their own pace (a small MLP promoted runs faster than the rung's
         average). A trial at a rung that runs on is not waiting: it is under way to the next."""
-        sign = 1.0 if self.mode == "min" else -1.0
         out = []
         for mark in marks[:-1]:
-            here = [(sign * value, self.runs[tid][-1] + beside) for tid, epoch in self.at.items()
-                    if epoch == mark and tid not in running and self.runs.get(tid) and (value := usable_value(self.last.get(tid, {}), self.metric)) is not None]
+            here = [(-self.values[tid][-1], self.runs[tid][-1] + beside) for tid, epoch in self.at.items()
+                    if epoch == mark and tid not in running and self.runs.get(tid) and self.values[tid][-1] > -math.inf]
             out.append([cost for _, cost in sorted(here)])
         return [[], *out]  # indexed by the rung a promotion runs to: none runs to the first
 

@@ -19,6 +19,7 @@ from orchestrator.watch.console import clock, describe
 from orchestrator.watch.eta import TimeLeft
 from trainables import constants as C
 from trainables.rows import epoch_began, usable_value
+from trainables.trial import family_of
 
 
 class Progress(TimeLeft, Callback):
@@ -47,7 +48,7 @@ class Progress(TimeLeft, Callback):
         self.seconds: list[float] = []  # the same epochs' own seconds (time_this_iter_s)
         self.runs: dict[str, list[float]] = {}  # trial id -> seconds of each epoch it ran, trials in the order they began
         self.reported: dict[str, float] = {}  # trial id -> wall time its last epoch ended
-        self.family: dict[str, str | None] = {}
+        self.family: dict[str, str] = {}  # trial id -> its model family
         self.resumed: dict[str, float] = {}  # trial id -> wall time it last left a rung, promoted
         self.values: dict[str, list[float]] = {}  # trial id -> its value after each epoch it ran (higher is better)
         self.said_end: tuple[float, float] | None = None  # (wall time, end of the search) the status line said last
@@ -100,7 +101,7 @@ class Progress(TimeLeft, Callback):
         self.running.add(trial.trial_id)
         self.starting.pop(trial.trial_id, None)
         self.last[trial.trial_id] = result
-        self.family.setdefault(trial.trial_id, ((getattr(trial, "config", None) or {}).get("arch") or {}).get("family"))
+        self.family.setdefault(trial.trial_id, family_of(trial.config or {}))
         if not result.get(C.INFEASIBLE):  # an infeasible trial's one result trained nothing
             self.epochs.append(float(result.get("timestamp") or time.time()))
             seconds = float(result.get("time_this_iter_s") or 0.0)
